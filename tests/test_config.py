@@ -1,0 +1,74 @@
+"""Settings: defaults, environment overrides, validation that names the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatcher.config import Secret, load_settings
+from dispatcher.errors import ConfigError
+
+
+def test_defaults_use_embedded_services(tmp_path: Path) -> None:
+    """With nothing set: SQLite under the state dir, embedded Redis, region FR."""
+    settings = load_settings({"DISPATCHER_STATE_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'dispatcher.db'}"
+    assert settings.embedded_redis
+    assert settings.default_region == "FR"
+    assert settings.dispatch.calls_per_second == 20
+
+
+def test_environment_overrides_file() -> None:
+    """The documented variables override the TOML defaults."""
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql+psycopg://u@127.0.0.1/db",
+            "REDIS_URL": "redis://127.0.0.1:6379/1",
+            "DISPATCHER_BYTEHAND_URL": "http://127.0.0.1:9999/",
+            "DISPATCHER_BYTEHAND_ID": "42",
+            "DISPATCHER_DEFAULT_REGION": "ru",
+        }
+    )
+    assert settings.redis_url == "redis://127.0.0.1:6379/1"
+    assert settings.bytehand.url == "http://127.0.0.1:9999"
+    assert settings.bytehand.client_id == "42"
+    assert settings.default_region == "RU"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DISPATCHER_DEFAULT_REGION": "XX"}, "DISPATCHER_DEFAULT_REGION"),
+        ({"REDIS_URL": "http://nope"}, "REDIS_URL"),
+        ({"DISPATCHER_BYTEHAND_URL": "ftp://x"}, "bytehand.url"),
+        ({"DISPATCHER_CALLS_PER_SECOND": "fast"}, "dispatch.calls_per_second"),
+        ({"DISPATCHER_CALLS_PER_SECOND": "0"}, "dispatch.calls_per_second"),
+        ({"DATABASE_URL": "dispatcher.db"}, "DATABASE_URL"),
+    ],
+)
+def test_bad_value_names_the_setting(env: dict[str, str], named: str) -> None:
+    """A bad value fails at once, and the message says which setting."""
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(env)
+
+
+def test_secrets_never_shown() -> None:
+    """Secrets come from the environment and never appear in repr or str."""
+    settings = load_settings({"DISPATCHER_BYTEHAND_KEY": "s3cr3t-key-value"})
+    assert settings.bytehand.key.reveal() == "s3cr3t-key-value"
+    assert "s3cr3t" not in repr(settings)
+    assert "s3cr3t" not in str(settings.bytehand.key)
+    assert Secret("a") == Secret("a")
+
+
+def test_secrets_file(tmp_path: Path) -> None:
+    """A secrets file supplies credentials; an unknown name in it is refused."""
+    good = tmp_path / "secrets.toml"
+    good.write_text('DISPATCHER_TIMETOCHAT_PASSWORD = "pw"\n')
+    settings = load_settings({"DISPATCHER_SECRETS_FILE": str(good)})
+    assert settings.timetochat.password.reveal() == "pw"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('PASSWORD = "pw"\n')
+    with pytest.raises(ConfigError, match="DISPATCHER_SECRETS_FILE"):
+        load_settings({"DISPATCHER_SECRETS_FILE": str(bad)})
