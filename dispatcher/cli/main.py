@@ -29,3 +29,8 @@ def main(verbose: int) -> None:
     """Bulk SMS campaigns through ByteHand and SFR TimeToChat."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+from dispatcher.cli.campaign import campaign  # noqa: E402  (sub-commands register on `main`)
+
+main.add_command(campaign)
