@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import Engine
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
@@ -54,3 +57,54 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'dispatcher.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, and a fresh PostgreSQL schema."""
+    from dispatcher.db import make_engine, migrate
+
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path)
+        migrate(make_engine(url))
+        yield url
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A throw-away schema in the local PostgreSQL, dropped afterwards."""
+    import sqlalchemy
+
+    from dispatcher.db import make_engine, migrate
+
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.OperationalError:
+        admin.dispose()
+        missing_service("PostgreSQL on 127.0.0.1:5432 is not reachable")
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db_engine(db_url: str) -> Iterator[Engine]:
+    """An engine on the migrated database of ``db_url``."""
+    from dispatcher.db import make_engine
+
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
