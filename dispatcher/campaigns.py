@@ -1,0 +1,231 @@
+"""Campaign life: start, schedule, pause, resume, cancel, retry, settle, finish and report.
+
+Every move is a conditional UPDATE on the campaign's state, so a campaign scheduled for 09:00 is
+started once even if two beat processes tick at 09:00 (one UPDATE matches, the other finds the
+campaign already running).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher.claims import move
+from dispatcher.errors import InputError
+from dispatcher.models import Campaign, Message
+from dispatcher.states import (
+    CAMPAIGN_TRANSITIONS,
+    FINAL_MESSAGE_STATES,
+    CampaignState,
+    MessageState,
+)
+
+__all__ = [
+    "campaign_counts",
+    "cancel",
+    "finish_if_done",
+    "get_campaign",
+    "pause",
+    "report",
+    "resolve_in_doubt",
+    "resume",
+    "retry_failed",
+    "start",
+    "start_due",
+]
+
+C = CampaignState
+M = MessageState
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    """The campaign, or an :class:`InputError` an operator can read."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise InputError(f"no campaign with id {campaign_id}", code="not_found")
+    return campaign
+
+
+def _move_campaign(
+    session: Session, campaign_id: int, target: CampaignState, now: datetime, **values: Any
+) -> bool:
+    sources = [s for s, targets in CAMPAIGN_TRANSITIONS.items() if target in targets]
+    moved = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.state.in_(sources))
+        .values(state=target, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.expire_all()
+    return bool(moved)
+
+
+def _refuse(campaign: Campaign, action: str) -> InputError:
+    return InputError(
+        f"campaign {campaign.id} is {campaign.state}: cannot {action} it", code="conflict"
+    )
+
+
+def start(session: Session, campaign_id: int, now: datetime) -> CampaignState:
+    """Start now, or wait for ``start_at`` when it is in the future (beat starts it)."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state not in (C.DRAFT, C.SCHEDULED):
+        raise _refuse(campaign, "start")
+    target = C.SCHEDULED if campaign.start_at and campaign.start_at > now else C.RUNNING
+    if target == C.SCHEDULED and campaign.state == C.SCHEDULED:
+        return target
+    if not _move_campaign(session, campaign_id, target, now, started_at=now):
+        raise _refuse(get_campaign(session, campaign_id), "start")
+    return target
+
+
+def start_due(session: Session, now: datetime) -> list[int]:
+    """Scheduled campaigns whose time has come: each started exactly once."""
+    due = session.scalars(
+        select(Campaign.id).where(Campaign.state == C.SCHEDULED, Campaign.start_at <= now)
+    ).all()
+    return [cid for cid in due if _move_campaign(session, cid, C.RUNNING, now, started_at=now)]
+
+
+def pause(session: Session, campaign_id: int, now: datetime) -> None:
+    """Stop feeding; work already queued goes back to pending when its task claims it."""
+    campaign = get_campaign(session, campaign_id)
+    if not _move_campaign(session, campaign_id, C.PAUSED, now):
+        raise _refuse(campaign, "pause")
+
+
+def resume(session: Session, campaign_id: int, now: datetime) -> None:
+    """Feed again from where the campaign stopped; nothing already sent is sent again."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state != C.PAUSED or not _move_campaign(session, campaign_id, C.RUNNING, now):
+        raise _refuse(campaign, "resume")
+
+
+def cancel(session: Session, campaign_id: int, now: datetime) -> int:
+    """Cancel the campaign and every message not yet handed to a provider."""
+    campaign = get_campaign(session, campaign_id)
+    if not _move_campaign(session, campaign_id, C.CANCELLED, now, finished_at=now):
+        raise _refuse(campaign, "cancel")
+    unsent = select(Message.id).where(
+        Message.campaign_id == campaign_id, Message.state.in_((M.PENDING, M.QUEUED))
+    )
+    return len(
+        move(session, list(session.scalars(unsent)), M.CANCELLED, final_at=now, updated_at=now)
+    )
+
+
+def retry_failed(session: Session, campaign_id: int, now: datetime) -> int:
+    """Re-queue recipients that failed for transient reasons only (never a permanent refusal)."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state == C.CANCELLED:
+        raise _refuse(campaign, "retry")
+    failed = select(Message.id).where(
+        Message.campaign_id == campaign_id,
+        Message.state == M.FAILED,
+        Message.error_transient.is_(True),
+    )
+    moved = move(
+        session,
+        list(session.scalars(failed)),
+        M.PENDING,
+        attempts=0,
+        final_at=None,
+        not_before=None,
+        updated_at=now,
+    )
+    if moved and campaign.state == C.COMPLETED:
+        _move_campaign(session, campaign_id, C.RUNNING, now, finished_at=None)
+    return len(moved)
+
+
+def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resend: bool) -> int:
+    """Ops settle sends whose outcome cannot be known.
+
+    ``resend``: the operator has checked (provider dashboard, recipient) that they did not go
+    out, and sends them again. Otherwise they are declared sent (``sent``, polled no more).
+    """
+    campaign = get_campaign(session, campaign_id)
+    doubtful = list(
+        session.scalars(
+            select(Message.id).where(
+                Message.campaign_id == campaign_id, Message.state == M.IN_DOUBT
+            )
+        )
+    )
+    if resend:
+        moved = move(session, doubtful, M.PENDING, not_before=None, updated_at=now)
+        if moved and campaign.state == C.COMPLETED:
+            _move_campaign(session, campaign_id, C.RUNNING, now, finished_at=None)
+    else:
+        moved = move(session, doubtful, M.SENT, last_error="marked sent by ops", updated_at=now)
+    return len(moved)
+
+
+def campaign_counts(session: Session, campaign_id: int) -> dict[str, int]:
+    """Messages of a campaign by state."""
+    rows = session.execute(
+        select(Message.state, func.count())
+        .where(Message.campaign_id == campaign_id)
+        .group_by(Message.state)
+    ).all()
+    return {state: int(count) for state, count in rows}
+
+
+def report(session: Session, campaign_id: int) -> dict[str, Any]:
+    """Counts by state and by reason, parts and cost: what marketing and ops look at."""
+    campaign = get_campaign(session, campaign_id)
+    reasons: Counter[str] = Counter()
+    for state, error, count in session.execute(
+        select(Message.state, Message.last_error, func.count())
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.state.in_((M.FAILED, M.UNDELIVERABLE, M.IN_DOUBT, M.EXPIRED, M.UNKNOWN)),
+        )
+        .group_by(Message.state, Message.last_error)
+    ):
+        reasons[f"{state}: {error or 'reported by provider'}"] += int(count)
+    parts = session.scalar(
+        select(func.coalesce(func.sum(Message.parts), 0)).where(
+            Message.campaign_id == campaign_id,
+            Message.state.notin_((M.PENDING, M.QUEUED, M.FAILED, M.CANCELLED, M.EXPIRED)),
+        )
+    )
+    price = float(campaign.estimate.get("price_per_part", 0.0))
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "provider": campaign.provider,
+        "state": campaign.state,
+        "counts": campaign_counts(session, campaign_id),
+        "reasons": dict(reasons.most_common()),
+        "parts_sent": int(parts or 0),
+        "cost": round(int(parts or 0) * price, 4),
+        "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
+        "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
+    }
+
+
+def finish_if_done(session: Session, campaign_id: int, now: datetime) -> bool:
+    """Complete a running campaign once every message is final, storing its report.
+
+    In-doubt messages are not final: a campaign with any waits for ops to settle them.
+    """
+    open_messages = session.scalar(
+        select(func.count()).where(
+            Message.campaign_id == campaign_id, Message.state.notin_(FINAL_MESSAGE_STATES)
+        )
+    )
+    if open_messages:
+        return False
+    if not _move_campaign(session, campaign_id, C.COMPLETED, now, finished_at=now):
+        return False
+    session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(report=report(session, campaign_id))
+    )
+    return True

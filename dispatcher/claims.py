@@ -1,0 +1,220 @@
+"""Claims and send outcomes: every move of a message is a conditional UPDATE.
+
+Each function moves rows only from the states :mod:`dispatcher.states` allows, so a task that is
+redelivered, duplicated or late finds nothing to do: the database, not the broker, decides who
+sends. On PostgreSQL the feeder's window is taken ``FOR UPDATE SKIP LOCKED`` so two feeders
+never wait on each other; on SQLite the write lock serialises them and the state guard is enough.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher.models import Campaign, Message
+from dispatcher.states import MessageState, sources_of
+
+__all__ = [
+    "ClaimedMessage",
+    "Retry",
+    "claim_for_send",
+    "claim_window",
+    "in_flight",
+    "move",
+    "record_failed",
+    "record_in_doubt",
+    "record_retry",
+    "record_submitted",
+    "sweep_stuck",
+]
+
+M = MessageState
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedMessage:
+    """What a send task needs of a recipient it now owns (state ``sending``)."""
+
+    id: int
+    phone: str
+    text: str
+    ext_ref: str
+    encoding: str
+    attempts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Retry:
+    """A recipient to try again later, or to fail if it has no attempts left."""
+
+    id: int
+    reason: str
+    not_before: datetime
+
+
+def _ids(result: Any) -> list[int]:
+    return [row[0] for row in result]
+
+
+def move(session: Session, ids: Sequence[int], target: MessageState, **values: Any) -> list[int]:
+    """Move messages to ``target`` from any state allowed to reach it; return those moved."""
+    if not ids:
+        return []
+    statement = (
+        update(Message)
+        .where(Message.id.in_(ids), Message.state.in_(sources_of(target)))
+        .values(state=target, **values)
+        .returning(Message.id)
+    )
+    return _ids(session.execute(statement))
+
+
+def claim_window(session: Session, campaign: Campaign, limit: int, now: datetime) -> list[int]:
+    """Take up to ``limit`` due pending messages of a campaign: ``pending`` → ``queued``."""
+    if limit <= 0:
+        return []
+    due = (
+        select(Message.id)
+        .where(
+            Message.campaign_id == campaign.id,
+            Message.state == M.PENDING,
+            or_(Message.not_before.is_(None), Message.not_before <= now),
+        )
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(Message)
+        .where(Message.id.in_(due.scalar_subquery()), Message.state == M.PENDING)
+        .values(state=M.QUEUED, queued_at=now)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(_ids(session.execute(statement)))
+
+
+def in_flight(session: Session, campaign_id: int) -> int:
+    """Messages of a campaign claimed but not yet answered: the broker's share of it."""
+    statement = select(func.count()).where(
+        Message.campaign_id == campaign_id, Message.state.in_((M.QUEUED, M.SENDING))
+    )
+    return int(session.scalar(statement) or 0)
+
+
+def claim_for_send(session: Session, ids: Sequence[int], now: datetime) -> list[ClaimedMessage]:
+    """``queued`` → ``sending`` for the ids this task carries; a redelivery gets nothing."""
+    if not ids:
+        return []
+    statement = (
+        update(Message)
+        .where(Message.id.in_(ids), Message.state == M.QUEUED)
+        .values(state=M.SENDING, sending_at=now, attempts=Message.attempts + 1)
+        .returning(
+            Message.id,
+            Message.phone,
+            Message.text,
+            Message.ext_ref,
+            Message.encoding,
+            Message.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(statement).all()
+    return sorted((ClaimedMessage(*row) for row in rows), key=lambda m: m.id)
+
+
+def _bulk(session: Session, target: MessageState, rows: list[dict[str, Any]], **values: Any) -> int:
+    """Per-row values for many messages, each moved only from a state allowed to reach
+    ``target``; returns how many rows were updated."""
+    if not rows:
+        return 0
+    statement = (
+        update(Message.__table__)  # type: ignore[arg-type]
+        .where(
+            and_(
+                Message.__table__.c.id == bindparam("mid"),
+                Message.__table__.c.state.in_(sources_of(target)),
+            )
+        )
+        .values(state=target, **values)
+    )
+    result = session.connection().execute(statement, rows)
+    return result.rowcount if isinstance(result, CursorResult) else len(rows)
+
+
+def record_submitted(
+    session: Session, accepted: Sequence[tuple[int, str]], now: datetime, poll_at: datetime
+) -> int:
+    """The provider took these: keep its id, and poll them if nothing is heard by ``poll_at``."""
+    rows = [{"mid": mid, "pid": pid} for mid, pid in accepted]
+    return _bulk(
+        session,
+        M.SUBMITTED,
+        rows,
+        provider_message_id=bindparam("pid"),
+        submitted_at=now,
+        next_poll_at=poll_at,
+        last_error=None,
+        updated_at=now,
+    )
+
+
+def record_failed(
+    session: Session, failed: Sequence[tuple[int, str]], now: datetime, *, transient: bool
+) -> int:
+    """Final failure with the provider's reason; ``transient`` lets ops retry it later."""
+    rows = [{"mid": mid, "reason": reason} for mid, reason in failed]
+    return _bulk(
+        session,
+        M.FAILED,
+        rows,
+        last_error=bindparam("reason"),
+        error_transient=transient,
+        final_at=now,
+        updated_at=now,
+    )
+
+
+def record_retry(session: Session, retries: Sequence[Retry], now: datetime) -> int:
+    """Nothing reached the provider: back to ``pending``, claimable again after ``not_before``."""
+    rows = [{"mid": r.id, "reason": r.reason, "nb": r.not_before} for r in retries]
+    return _bulk(
+        session,
+        M.PENDING,
+        rows,
+        last_error=bindparam("reason"),
+        not_before=bindparam("nb"),
+        updated_at=now,
+    )
+
+
+def record_in_doubt(session: Session, ids: Sequence[int], reason: str, now: datetime) -> list[int]:
+    """The request may have reached the provider: never resend blindly, reconcile instead."""
+    return move(session, ids, M.IN_DOUBT, last_error=reason, updated_at=now)
+
+
+def sweep_stuck(
+    session: Session, now: datetime, *, sending_timeout: timedelta, queued_timeout: timedelta
+) -> tuple[int, int]:
+    """Repair what crashed workers and lost broker messages left behind.
+
+    ``sending`` past the timeout became in doubt (the worker may have died after the provider
+    answered); ``queued`` past the timeout lost its broker message and goes back to ``pending``
+    for the feeder. Returns ``(in_doubt, released)``.
+    """
+    stuck = select(Message.id).where(
+        Message.state == M.SENDING, Message.sending_at < now - sending_timeout
+    )
+    doubted = record_in_doubt(session, list(session.scalars(stuck)), "worker lost during send", now)
+    lost = select(Message.id).where(
+        Message.state == M.QUEUED, Message.queued_at < now - queued_timeout
+    )
+    released = move(session, list(session.scalars(lost)), M.PENDING, updated_at=now)
+    return len(doubted), len(released)

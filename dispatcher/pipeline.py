@@ -1,0 +1,251 @@
+"""The dispatch use cases the Celery tasks call: feed, send, poll, sweep.
+
+Each is a short script of transactions around one provider call, with the rule that makes
+sends safe: claim in one transaction (``queued`` → ``sending``), call the provider outside any
+transaction, record the answer in one transaction. A crash between the two leaves ``sending``
+rows that the sweeper turns into ``in_doubt``, never back into ``queued``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher import campaigns, claims, tracking
+from dispatcher.backoff import short_retry
+from dispatcher.claims import ClaimedMessage
+from dispatcher.constants import BYTEHAND
+from dispatcher.db import session_scope
+from dispatcher.errors import DispatcherError, ProviderError, RateLimiterUnavailable
+from dispatcher.models import Campaign, Message, utcnow
+from dispatcher.outcomes import Outcomes, plan_outcomes
+from dispatcher.providers.bytehand import OutgoingSms
+from dispatcher.providers.timetochat import TtcOutgoing
+from dispatcher.runtime import Runtime
+from dispatcher.states import CampaignState, MessageState
+
+__all__ = [
+    "Enqueue",
+    "claim_polls",
+    "feed",
+    "poll",
+    "send_bytehand_batch",
+    "send_timetochat",
+    "sweep",
+]
+
+log = logging.getLogger(__name__)
+
+M = MessageState
+
+Enqueue = Callable[[str, int, list[list[int]]], None]
+"""``enqueue(provider, campaign_id, batches)``: hands claimed work to the broker."""
+
+
+def _window(runtime: Runtime, provider: str) -> int:
+    """How many messages of one campaign may be claimed at once: a few seconds of budget."""
+    dispatch = runtime.settings.dispatch
+    per_call = runtime.settings.bytehand.batch_size if provider == BYTEHAND else 1
+    return min(dispatch.feed_window * per_call, dispatch.calls_per_second * per_call * 3)
+
+
+def _batches(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
+    """One beat tick: start due campaigns, top up each running campaign's window, finish the
+    ones that are done. Returns messages enqueued per campaign."""
+    now = utcnow()
+    fed: dict[int, int] = {}
+    with session_scope(runtime.sessions) as session:
+        campaigns.start_due(session, now)
+        running = session.scalars(
+            select(Campaign).where(Campaign.state == CampaignState.RUNNING)
+        ).all()
+    for campaign in running:
+        with session_scope(runtime.sessions) as session:
+            _expire_unsent(session, campaign, now)
+            room = _window(runtime, campaign.provider) - claims.in_flight(session, campaign.id)
+            claimed = claims.claim_window(session, campaign, room, now)
+        if claimed:
+            size = runtime.settings.bytehand.batch_size if campaign.provider == BYTEHAND else 1
+            enqueue(campaign.provider, campaign.id, _batches(claimed, size))
+            fed[campaign.id] = len(claimed)
+        else:
+            with session_scope(runtime.sessions) as session:
+                campaigns.finish_if_done(session, campaign.id, now)
+    return fed
+
+
+def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:
+    """Recipients whose validity passed before they could be sent are never sent."""
+    if campaign.validity is None or campaign.validity > now:
+        return
+    unsent = select(Message.id).where(
+        Message.campaign_id == campaign.id, Message.state.in_((M.PENDING, M.QUEUED))
+    )
+    claims.move(
+        session,
+        list(session.scalars(unsent)),
+        M.EXPIRED,
+        last_error="validity passed before sending",
+        final_at=now,
+        updated_at=now,
+    )
+
+
+def _claim(
+    runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
+) -> tuple[Campaign | None, list[ClaimedMessage]]:
+    """Take the task's recipients, unless the campaign is paused, cancelled or expired."""
+    now = utcnow()
+    with session_scope(runtime.sessions) as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None or campaign.state != CampaignState.RUNNING:
+            claims.move(session, list(message_ids), M.PENDING, queued_at=None, updated_at=now)
+            return None, []
+        if campaign.validity is not None and campaign.validity <= now:
+            _expire_unsent(session, campaign, now)
+            return None, []
+        return campaign, claims.claim_for_send(session, message_ids, now)
+
+
+def _record(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+    now = utcnow()
+    poll_at = now + runtime.settings.dispatch.poll_after
+    with session_scope(runtime.sessions) as session:
+        claims.record_submitted(session, outcomes.submitted, now, poll_at)
+        claims.record_failed(session, outcomes.rejected, now, transient=False)
+        claims.record_failed(session, outcomes.exhausted, now, transient=True)
+        claims.record_retry(session, outcomes.retries, now)
+        for message_id, reason in outcomes.in_doubt:
+            claims.record_in_doubt(session, [message_id], reason, now)
+        if outcomes.pause_reason is not None:
+            log.error("campaign %s paused: %s", campaign_id, outcomes.pause_reason)
+            campaigns.pause(session, campaign_id, now)
+
+
+def _call(
+    runtime: Runtime, call: Callable[[], list[str | DispatcherError]]
+) -> list[str | DispatcherError] | DispatcherError:
+    """Run a provider call, retrying short transient waits in-task (nothing was accepted)."""
+    try:
+        return short_retry(runtime.settings.dispatch)(call)
+    except (ProviderError, RateLimiterUnavailable) as error:
+        return error
+
+
+def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> int:
+    """Send one ``send_multi`` batch; each recipient succeeds, fails or retries on its own."""
+    campaign, claimed = _claim(runtime, campaign_id, message_ids)
+    if campaign is None or not claimed:
+        return 0
+    now = utcnow()
+    send_after = campaign.send_after if campaign.send_after and campaign.send_after > now else None
+    items = [OutgoingSms(m.phone, campaign.sender, m.text) for m in claimed]
+
+    def call() -> list[str | DispatcherError]:
+        results = runtime.bytehand.send_multi(items, send_after)
+        return [r.message_id if r.message_id is not None else r.error for r in results]  # type: ignore[misc]
+
+    outcomes = plan_outcomes(claimed, _call(runtime, call), now, runtime.settings.dispatch)
+    _record(runtime, campaign_id, outcomes)
+    return len(outcomes.submitted)
+
+
+def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
+    """Send one TimeToChat message, carrying our ``extRef`` so any report can find it."""
+    campaign, claimed = _claim(runtime, campaign_id, [message_id])
+    if campaign is None or not claimed:
+        return 0
+    message = claimed[0]
+    outgoing = TtcOutgoing(
+        to=message.phone,
+        sender=campaign.sender,
+        text=message.text,
+        ext_ref=message.ext_ref,
+        validity=campaign.validity,
+        unicode=message.encoding == "UCS-2",
+    )
+
+    def call() -> list[str | DispatcherError]:
+        return [runtime.timetochat.send(outgoing)]
+
+    outcomes = plan_outcomes(claimed, _call(runtime, call), utcnow(), runtime.settings.dispatch)
+    _record(runtime, campaign_id, outcomes)
+    return len(outcomes.submitted)
+
+
+def _poll_report(runtime: Runtime, provider: str, provider_id: str) -> tracking.Report:
+    status = (
+        runtime.bytehand.status(provider_id)
+        if provider == BYTEHAND
+        else runtime.timetochat.status(provider_id)
+    )
+    return tracking.Report(
+        provider=provider,
+        source="poll",
+        provider_state=status.provider_state,
+        state=status.state,
+        dedup_key=f"poll:{provider}:{provider_id}:{status.provider_state}",
+        payload={"provider_state": status.provider_state},
+        provider_message_id=provider_id,
+    )
+
+
+def poll(runtime: Runtime, provider: str, message_ids: Sequence[int]) -> int:
+    """Ask the provider about silent messages (through the same limiter); back off the rest."""
+    with session_scope(runtime.sessions) as session:
+        rows = session.execute(
+            select(Message.id, Message.provider_message_id).where(
+                Message.id.in_(message_ids), Message.state.in_((M.SUBMITTED, M.SENT))
+            )
+        ).all()
+    dispatch = runtime.settings.dispatch
+    settled = 0
+    for message_id, provider_id in rows:
+        try:
+            report = _poll_report(runtime, provider, provider_id or "")
+        except (ProviderError, RateLimiterUnavailable) as error:
+            log.warning("poll of message %s failed: %s", message_id, error)
+            report = None
+        now = utcnow()
+        with session_scope(runtime.sessions) as session:
+            if report is not None and tracking.apply_report(session, report, now) == (
+                tracking.Applied.APPLIED
+            ):
+                settled += 1
+            tracking.record_poll_silence(
+                session,
+                [message_id],
+                now,
+                first=dispatch.poll_after,
+                ceiling=dispatch.poll_max_interval,
+                deadline=dispatch.poll_deadline,
+            )
+    return settled
+
+
+def claim_polls(runtime: Runtime, provider: str, *, limit: int) -> list[int]:
+    """Messages due for a poll, leased to the caller."""
+    with session_scope(runtime.sessions) as session:
+        return tracking.claim_due_polls(
+            session, provider, utcnow(), limit=limit, lease=runtime.settings.dispatch.poll_after
+        )
+
+
+def sweep(runtime: Runtime) -> tuple[int, int]:
+    """Turn stuck sends into in-doubt and release queued work whose broker message was lost."""
+    dispatch = runtime.settings.dispatch
+    with session_scope(runtime.sessions) as session:
+        return claims.sweep_stuck(
+            session,
+            utcnow(),
+            sending_timeout=dispatch.sending_timeout,
+            queued_timeout=dispatch.queued_timeout,
+        )

@@ -1,0 +1,123 @@
+"""One process's connections: database engine, Redis, HTTP pool, limiters, provider clients.
+
+Built lazily on first use and dropped after a fork (``workers.signals`` calls :func:`reset`),
+so every worker process opens its own sockets instead of sharing its parent's.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import httpx
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher.config import Settings, load_settings
+from dispatcher.constants import BYTEHAND, TIMETOCHAT, limiter_key
+from dispatcher.db import make_engine
+from dispatcher.embedded import ensure_embedded_redis
+from dispatcher.providers.base import build_http_client
+from dispatcher.providers.bytehand import ByteHandClient
+from dispatcher.providers.timetochat import TimeToChatClient
+from dispatcher.providers.tokens import RedisTokenStore
+from dispatcher.ratelimit import FleetLimiter
+
+__all__ = ["Runtime", "current", "redis_url_for", "reset"]
+
+
+def redis_url_for(settings: Settings) -> str:
+    """``REDIS_URL``, or the embedded Redis of the state directory (started if needed)."""
+    return settings.redis_url or ensure_embedded_redis(settings.state_dir)
+
+
+class Runtime:
+    """Everything a task needs, created once per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis_url = redis_url_for(settings)
+
+    @functools.cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @functools.cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return sessionmaker(self.engine, expire_on_commit=False)
+
+    @functools.cached_property
+    def redis(self) -> redis.Redis[Any]:
+        return redis.Redis.from_url(self.redis_url)
+
+    @functools.cached_property
+    def http(self) -> httpx.Client:
+        dispatch = self.settings.dispatch
+        return build_http_client(dispatch.http_connect_timeout_s, dispatch.http_read_timeout_s)
+
+    def account(self, provider: str) -> str:
+        """The account whose budget a provider's calls spend."""
+        if provider == BYTEHAND:
+            return self.settings.bytehand.client_id
+        return self.settings.timetochat.service_id
+
+    @functools.cache  # noqa: B019 - one limiter per provider for the life of the process
+    def limiter(self, provider: str) -> FleetLimiter:
+        return FleetLimiter(
+            self.redis_url,
+            limiter_key(provider, self.account(provider)),
+            calls_per_second=self.settings.dispatch.calls_per_second,
+        )
+
+    @functools.cached_property
+    def bytehand(self) -> ByteHandClient:
+        settings = self.settings.bytehand
+        return ByteHandClient(
+            settings.url,
+            settings.client_id,
+            settings.key,
+            self.http,
+            gate=self.limiter(BYTEHAND),
+        )
+
+    @functools.cached_property
+    def timetochat(self) -> TimeToChatClient:
+        settings = self.settings.timetochat
+        return TimeToChatClient(
+            settings.url,
+            settings.service_id,
+            settings.password,
+            self.http,
+            RedisTokenStore(self.redis, settings.service_id),
+            gate=self.limiter(TIMETOCHAT),
+            token_lifetime=settings.token_lifetime,
+            token_margin=settings.token_margin,
+        )
+
+    def close(self) -> None:
+        """Close what was opened; safe to call on a runtime that opened nothing."""
+        opened = vars(self)
+        if "http" in opened:
+            self.http.close()
+        if "redis" in opened:
+            self.redis.close()
+        if "engine" in opened:
+            self.engine.dispose()
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    """This process's runtime, built from the settings on first use."""
+    global _current  # noqa: PLW0603 - a per-process singleton, reset after fork
+    if _current is None:
+        _current = Runtime(load_settings())
+    return _current
+
+
+def reset(runtime: Runtime | None = None) -> None:
+    """Forget this process's runtime (after a fork), or install one (tests)."""
+    global _current  # noqa: PLW0603
+    _current = runtime

@@ -1,0 +1,39 @@
+"""Polling and sweeping tasks."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from dispatcher import pipeline, runtime
+from dispatcher.constants import PROVIDERS, QUEUE_STATUS
+from tasks.retry import RETRY_ON_INFRASTRUCTURE
+
+POLL_CHUNK = 20
+POLLS_PER_TICK = 200
+
+
+@shared_task(name="dispatcher.poll_due", **RETRY_ON_INFRASTRUCTURE)
+def poll_due() -> int:
+    """Lease messages silent past ``next_poll_at`` and enqueue their polls."""
+    current = runtime.current()
+    leased = 0
+    for provider in PROVIDERS:
+        ids = pipeline.claim_polls(current, provider, limit=POLLS_PER_TICK)
+        for start in range(0, len(ids), POLL_CHUNK):
+            poll_messages.apply_async(
+                (provider, ids[start : start + POLL_CHUNK]), queue=QUEUE_STATUS
+            )
+        leased += len(ids)
+    return leased
+
+
+@shared_task(name="dispatcher.poll_messages", **RETRY_ON_INFRASTRUCTURE)
+def poll_messages(provider: str, message_ids: list[int]) -> int:
+    """Poll a few messages of one provider through the shared limiter."""
+    return pipeline.poll(runtime.current(), provider, message_ids)
+
+
+@shared_task(name="dispatcher.sweep", **RETRY_ON_INFRASTRUCTURE)
+def sweep() -> tuple[int, int]:
+    """Stuck sends become in doubt; queued work whose broker message was lost is released."""
+    return pipeline.sweep(runtime.current())

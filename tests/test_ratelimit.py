@@ -1,0 +1,95 @@
+"""The fleet-wide limiter, against a real Redis, with several real processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+import redis
+
+from dispatcher.embedded import free_port
+from dispatcher.errors import RateLimiterUnavailable
+from dispatcher.ratelimit import FleetLimiter
+
+
+def max_in_any_window(stamps: list[float], window: float = 1.0) -> int:
+    """The most stamps inside any half-open window of ``window`` seconds."""
+    stamps = sorted(stamps)
+    best, start = 0, 0
+    for end, stamp in enumerate(stamps):
+        while stamp - stamps[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _hammer(redis_url: str, key: str, seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    limiter = FleetLimiter(redis_url, key, calls_per_second=20)
+    stamps = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        limiter.wait_turn("send")
+        stamps.append(time.time())
+    queue.put(stamps)
+
+
+def test_max_in_any_window_counts_sliding_windows() -> None:
+    """The checker itself: 21 stamps spread over 1.05 s never put 21 in one second."""
+    assert max_in_any_window([i * 0.05 for i in range(21)]) == 20
+    assert max_in_any_window([0.0, 0.5, 0.99, 1.0]) == 3
+
+
+def test_four_processes_share_one_budget(redis_client: redis.Redis, redis_url: str) -> None:
+    """Four processes hammering one account get 20/s between them, never 21 in a second."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_hammer, args=(redis_url, "bytehand:fleet", 4.0, queue))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    stamps = [stamp for _ in workers for stamp in queue.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=10)
+    assert max_in_any_window(stamps) <= 20
+    duration = max(stamps) - min(stamps)
+    assert len(stamps) / duration >= 18.5, f"only {len(stamps)} calls in {duration:.2f} s"
+
+
+def test_accounts_do_not_share_budgets(redis_client: redis.Redis, redis_url: str) -> None:
+    """Each account has its own 20 slots."""
+    one = FleetLimiter(redis_url, "bytehand:a", calls_per_second=20)
+    two = FleetLimiter(redis_url, "bytehand:b", calls_per_second=20)
+    assert all(one.try_acquire("send")[0] for _ in range(20))
+    assert not one.try_acquire("send")[0]
+    assert two.try_acquire("send")[0]
+
+
+def test_polls_leave_room_for_sends(redis_client: redis.Redis, redis_url: str) -> None:
+    """Polls stop at limit - reserve; sends still get the reserved slots; the wait is known."""
+    limiter = FleetLimiter(redis_url, "timetochat:s", calls_per_second=20, reserve=4)
+    granted = [limiter.try_acquire("poll")[0] for _ in range(20)]
+    assert granted.count(True) == 16
+    assert all(limiter.try_acquire("send")[0] for _ in range(4))
+    ok, wait = limiter.try_acquire("send")
+    assert not ok
+    assert 0.9 < wait <= 1.05
+
+
+def test_starved_poll_is_promoted(redis_client: redis.Redis, redis_url: str) -> None:
+    """A poll that has waited long enough competes with sends."""
+    limiter = FleetLimiter(redis_url, "k", calls_per_second=20, reserve=4, promote_after_s=5)
+    for _ in range(16):
+        limiter.try_acquire("send")
+    assert not limiter.try_acquire("poll", waited_s=1.0)[0]
+    assert limiter.try_acquire("poll", waited_s=6.0)[0]
+
+
+def test_redis_down_fails_closed() -> None:
+    """No Redis, no call: the limiter raises rather than letting calls through."""
+    with pytest.raises(RateLimiterUnavailable):
+        FleetLimiter(
+            f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20
+        ).wait_turn("send")

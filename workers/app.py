@@ -1,0 +1,81 @@
+"""The Celery application: broker, queues, routing, reliability settings and beat schedule.
+
+Reliability choices, each against a known failure of Celery on Redis:
+
+* ``acks_late`` + ``task_reject_on_worker_lost``: a task whose worker dies is redelivered, and
+  the database claims make the redelivery harmless (it finds its rows no longer ``queued``).
+* ``worker_prefetch_multiplier = 1``: a worker holds one send at a time, so a killed worker
+  strands one batch, not dozens, and the fleet shares work evenly.
+* ``visibility_timeout`` of an hour, longer than any task: a slow task is not redelivered to a
+  second worker while the first still runs it.
+* No ETA or countdown tasks for scheduling: start times, backoffs and polls live in the database
+  (``start_at``, ``not_before``, ``next_poll_at``) and the beat ticks below move what is due.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu.entity import Queue
+
+from dispatcher.config import load_settings
+from dispatcher.constants import (
+    QUEUE_DEFAULT,
+    QUEUE_SEND_BYTEHAND,
+    QUEUE_SEND_TIMETOCHAT,
+    QUEUE_STATUS,
+)
+from dispatcher.runtime import redis_url_for
+
+__all__ = ["app", "create_app"]
+
+TICK_S = 1.0
+POLL_S = 2.0
+SWEEP_S = 10.0
+
+
+def create_app() -> Celery:
+    """The app for this process's settings (``REDIS_URL`` or the embedded Redis)."""
+    url = redis_url_for(load_settings())
+    celery = Celery("dispatcher", broker=url, backend=url, include=["tasks"])
+    celery.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        task_ignore_result=True,
+        result_expires=3600,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        result_backend_transport_options={"visibility_timeout": 3600},
+        task_default_queue=QUEUE_DEFAULT,
+        task_queues=[
+            Queue(QUEUE_SEND_BYTEHAND),
+            Queue(QUEUE_SEND_TIMETOCHAT),
+            Queue(QUEUE_STATUS),
+            Queue(QUEUE_DEFAULT),
+        ],
+        task_routes={
+            "dispatcher.send_bytehand_batch": {"queue": QUEUE_SEND_BYTEHAND},
+            "dispatcher.send_timetochat": {"queue": QUEUE_SEND_TIMETOCHAT},
+            "dispatcher.poll_messages": {"queue": QUEUE_STATUS},
+        },
+        beat_schedule={
+            "tick": {"task": "dispatcher.tick", "schedule": TICK_S, "options": {"expires": 5}},
+            "poll-due": {
+                "task": "dispatcher.poll_due",
+                "schedule": POLL_S,
+                "options": {"expires": 10},
+            },
+            "sweep": {"task": "dispatcher.sweep", "schedule": SWEEP_S, "options": {"expires": 30}},
+        },
+    )
+    return celery
+
+
+app = create_app()
