@@ -8,3 +8,9 @@ import click
 @click.group()
 def campaign() -> None:
     """Create and operate campaigns."""
+
+
+from dispatcher.cli.ops import OPS_COMMANDS  # noqa: E402  (commands register on the group)
+
+for _command in OPS_COMMANDS:
+    campaign.add_command(_command)

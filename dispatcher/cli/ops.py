@@ -1,0 +1,171 @@
+"""Operator commands on one campaign: start, pause, resume, cancel, retry, settle, watch, export."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from dispatcher import campaigns
+from dispatcher.db import migrate, session_scope
+from dispatcher.errors import InputError
+from dispatcher.export import export_messages
+from dispatcher.models import utcnow
+from dispatcher.runtime import current
+from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState
+
+__all__ = ["OPS_COMMANDS"]
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    runtime = current()
+    migrate(runtime.engine)
+    with session_scope(runtime.sessions) as session:
+        yield session
+
+
+def _kick_feeder() -> None:
+    """Ask the fleet to feed now rather than at the next beat tick (best effort)."""
+    from tasks import tick
+
+    tick.apply_async(expires=30)
+
+
+def _simple(
+    name: str, action: Callable[[Session, int], Any], describe: Callable[[Any], str]
+) -> click.Command:
+    @click.command(name=name)
+    @click.argument("campaign_id", type=int)
+    def command(campaign_id: int) -> None:
+        with _session() as session:
+            result = action(session, campaign_id)
+        click.echo(f"campaign {campaign_id}: {describe(result)}")
+        if name in ("start", "resume", "retry-failed", "resolve-in-doubt"):
+            _kick_feeder()
+
+    return command
+
+
+start = _simple(
+    "start", lambda s, cid: campaigns.start(s, cid, utcnow()), lambda state: f"now {state}"
+)
+start.help = "Start now, or at the campaign's --start-at (beat starts it then)."
+pause = _simple("pause", lambda s, cid: campaigns.pause(s, cid, utcnow()), lambda _: "paused")
+pause.help = "Stop feeding within a tick; queued work is released, nothing sent twice."
+resume = _simple("resume", lambda s, cid: campaigns.resume(s, cid, utcnow()), lambda _: "running")
+resume.help = "Continue a paused campaign from where it stopped."
+cancel = _simple(
+    "cancel",
+    lambda s, cid: campaigns.cancel(s, cid, utcnow()),
+    lambda n: f"cancelled, {n} unsent messages cancelled",
+)
+cancel.help = "Cancel the campaign and every message not yet sent."
+retry_failed = _simple(
+    "retry-failed",
+    lambda s, cid: campaigns.retry_failed(s, cid, utcnow()),
+    lambda n: f"{n} transient failures re-queued",
+)
+retry_failed.help = "Re-queue recipients that failed for transient reasons only."
+
+
+@click.command(name="resolve-in-doubt")
+@click.argument("campaign_id", type=int)
+@click.option("--resend", "action", flag_value="resend", help="They did not go out: send again.")
+@click.option("--mark-sent", "action", flag_value="mark_sent", help="They went out: close them.")
+def resolve_in_doubt(campaign_id: int, action: str | None) -> None:
+    """Settle sends whose outcome cannot be known (ByteHand has no reference to look them up)."""
+    if action is None:
+        raise InputError("say --resend or --mark-sent (see `campaign status` for the list)")
+    with _session() as session:
+        count = campaigns.resolve_in_doubt(
+            session, campaign_id, utcnow(), resend=action == "resend"
+        )
+    click.echo(f"campaign {campaign_id}: {count} in-doubt messages {action.replace('_', ' ')}")
+    if action == "resend":
+        _kick_feeder()
+
+
+@click.command(name="status")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status(campaign_id: int, as_json: bool) -> None:
+    """Counts by state and by reason, parts and cost."""
+    with _session() as session:
+        summary = campaigns.report(session, campaign_id)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(
+        f"campaign {summary['id']} {summary['name']!r} ({summary['provider']}): {summary['state']}"
+    )
+    for state, count in sorted(summary["counts"].items()):
+        click.echo(f"  {state:<14}{count:>10}")
+    for reason, count in summary["reasons"].items():
+        click.echo(f"  {count:>8}  {reason}")
+    click.echo(f"  parts sent {summary['parts_sent']}, cost {summary['cost']}")
+
+
+def watch_until_done(
+    campaign_id: int, *, interval: float = 0.5, timeout: float | None = None
+) -> dict[str, Any]:
+    """Live progress bars until the campaign is completed or cancelled; its final report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    runtime = current()
+    started = time.monotonic()
+    columns = (
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=False) as progress:
+        submitted = progress.add_task(f"campaign {campaign_id} sent", total=None)
+        final = progress.add_task(f"campaign {campaign_id} final", total=None)
+        while True:
+            with session_scope(runtime.sessions) as session:
+                summary = campaigns.report(session, campaign_id)
+            counts = summary["counts"]
+            total = sum(counts.values())
+            unsent = sum(counts.get(s, 0) for s in ("pending", "queued", "sending"))
+            done = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
+            progress.update(submitted, total=total, completed=total - unsent)
+            progress.update(final, total=total, completed=done)
+            if summary["state"] in (CampaignState.COMPLETED, CampaignState.CANCELLED):
+                return summary
+            if timeout is not None and time.monotonic() - started > timeout:
+                return summary
+            time.sleep(interval)
+
+
+@click.command(name="watch")
+@click.argument("campaign_id", type=int)
+def watch(campaign_id: int) -> None:
+    """Live progress until the campaign is done."""
+    with _session() as session:
+        campaigns.get_campaign(session, campaign_id)
+    summary = watch_until_done(campaign_id)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@click.command(name="export")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), required=True, help="A .csv or .parquet file."
+)
+def export(campaign_id: int, out: Path) -> None:
+    """Every recipient with its final state, reason, provider id and timestamps."""
+    with _session() as session:
+        campaigns.get_campaign(session, campaign_id)
+    rows = export_messages(current().engine, campaign_id, out)
+    click.echo(f"campaign {campaign_id}: {rows} recipients written to {out}")
+
+
+OPS_COMMANDS = (start, pause, resume, cancel, retry_failed, resolve_in_doubt, status, watch, export)
