@@ -7,6 +7,8 @@ exit status 2, never a traceback: marketers read these messages.
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -34,3 +36,26 @@ def main(verbose: int) -> None:
 from dispatcher.cli.campaign import campaign  # noqa: E402  (sub-commands register on `main`)
 
 main.add_command(campaign)
+
+
+from dispatcher.cli.sandbox import sandbox  # noqa: E402  (registered last: no import cycle)
+
+main.add_command(sandbox)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the demo keeps its state (default: .state/demo-<time>).",
+)
+@click.option("--recipients", default=5000, show_default=True)
+def demo(directory: Path | None, recipients: int) -> None:
+    """Run a ByteHand and a TimeToChat campaign end to end on the embedded default."""
+    from dispatcher.demo import run_demo
+
+    directory = directory or Path(".state") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not run_demo(directory.resolve(), recipients=recipients):
+        raise SystemExit(1)

@@ -1,0 +1,60 @@
+"""The providers' rate limit: at most ``limit`` calls per account in ANY sliding window.
+
+A call arriving at ``t`` is served when fewer than ``limit`` served calls lie in ``(t - width,
+t]``; otherwise it is refused and leaves no trace in the window. So every half-open window
+``[s, s + width)`` holds at most ``limit`` served calls, which :func:`max_in_window` checks
+exactly from the served timestamps.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+__all__ = ["SlidingWindowLimiter", "max_in_window"]
+
+
+def max_in_window(timestamps: Sequence[float], width: float = 1.0) -> int:
+    """The most timestamps found in any half-open window ``[s, s + width)``.
+
+    ``timestamps`` must be sorted (they are appended in arrival order on a monotonic clock).
+    """
+    best = 0
+    start = 0
+    for end, t in enumerate(timestamps):
+        while t - timestamps[start] >= width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class SlidingWindowLimiter:
+    """Per-account deques of served timestamps, under one lock (uvicorn serves concurrently)."""
+
+    def __init__(
+        self, limit: int, width: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.width = width
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, deque[float]] = {}
+
+    def admit(self, account: str) -> float | None:
+        """The arrival time if the call is served (and counted), ``None`` if refused."""
+        with self._lock:
+            now = self._clock()
+            window = self._windows.setdefault(account, deque())
+            while window and window[0] <= now - self.width:
+                window.popleft()
+            if len(window) >= self.limit:
+                return None
+            window.append(now)
+            return now
+
+    def reset(self) -> None:
+        """Forget every window."""
+        with self._lock:
+            self._windows.clear()

@@ -1,0 +1,167 @@
+"""Fixtures: simulators served on loopback with short delays, and a callback receiver."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from dispatcher.sandbox import (
+    ByteHandAccount,
+    ByteHandConfig,
+    CallbackPolicy,
+    Lifecycle,
+    RunningServer,
+    TimeToChatAccount,
+    TimeToChatConfig,
+    create_bytehand_app,
+    create_timetochat_app,
+    serve_in_thread,
+)
+
+FAST = Lifecycle(sent_after_s=0.05, final_after_s=0.1)
+QUICK_CALLBACKS = CallbackPolicy(timeout_s=2.0, retry_base_s=0.05, retry_max_s=0.2, deadline_s=5)
+BH_KEY = "sandbox-bytehand-key-0123456789"
+BH_AUTH = {"id": "1000", "key": BH_KEY}
+TTC_PASSWORD = "sandbox-password"
+TTC_SENDER = "0938000001"
+
+
+@dataclasses.dataclass
+class Simulator:
+    """A served simulator app."""
+
+    app: FastAPI
+    server: RunningServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def sandbox(self) -> Any:
+        return self.app.state.sandbox
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def bytehand_factory() -> Iterator[Callable[..., Simulator]]:
+    """Start ByteHand simulators (fast lifecycle unless overridden); stopped afterwards."""
+    started: list[RunningServer] = []
+
+    def make(**overrides: Any) -> Simulator:
+        config = ByteHandConfig(**{"lifecycle": FAST, "callbacks": QUICK_CALLBACKS, **overrides})
+        app = create_bytehand_app(config)
+        server = serve_in_thread(app)
+        started.append(server)
+        return Simulator(app, server)
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def timetochat_factory() -> Iterator[Callable[..., Simulator]]:
+    """Start TimeToChat simulators (fast lifecycle unless overridden); stopped afterwards."""
+    started: list[RunningServer] = []
+
+    def make(**overrides: Any) -> Simulator:
+        config = TimeToChatConfig(**{"lifecycle": FAST, "callbacks": QUICK_CALLBACKS, **overrides})
+        app = create_timetochat_app(config)
+        server = serve_in_thread(app)
+        started.append(server)
+        return Simulator(app, server)
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def bytehand(bytehand_factory: Callable[..., Simulator]) -> Simulator:
+    """The default ByteHand simulator."""
+    return bytehand_factory()
+
+
+@pytest.fixture
+def timetochat(timetochat_factory: Callable[..., Simulator]) -> Simulator:
+    """The default TimeToChat simulator."""
+    return timetochat_factory()
+
+
+class Receiver:
+    """A callback receiver: records every request; the first ``fail_first`` get a 500."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.app = FastAPI()
+        self.app.add_api_route("/hook", self._hook, methods=["GET", "POST"])
+        self.server: RunningServer | None = None
+
+    async def _hook(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        with self._lock:
+            self.calls.append(
+                {
+                    "method": request.method,
+                    "params": dict(request.query_params),
+                    "json": await request.json() if body else None,
+                }
+            )
+            failing = len(self.calls) <= self.fail_first
+        return JSONResponse({}, status_code=500 if failing else 200)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url + "/hook"
+
+    def received(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.calls)
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., Receiver]]:
+    """Start callback receivers; stopped afterwards."""
+    started: list[Receiver] = []
+
+    def make(fail_first: int = 0) -> Receiver:
+        receiver = Receiver(fail_first)
+        receiver.server = serve_in_thread(receiver.app)
+        started.append(receiver)
+        return receiver
+
+    yield make
+    for receiver in started:
+        assert receiver.server is not None
+        receiver.server.stop()
+
+
+def bytehand_with_handler(url: str) -> tuple[ByteHandAccount, ...]:
+    """The default ByteHand account with its handler URL set."""
+    return (ByteHandAccount(callback_url=url),)
+
+
+def timetochat_with_push(url: str, **fields: Any) -> tuple[TimeToChatAccount, ...]:
+    """The default TimeToChat service with its push URL set."""
+    return (TimeToChatAccount(push_url=url, **fields),)
