@@ -1,0 +1,142 @@
+"""A local fleet of real processes: Celery workers, beat and the web app.
+
+Used by ``dispatcher demo``, the end-to-end and fault tests and the benchmarks, so that all of
+them run the same command lines the ``Procfile`` runs, as separate OS processes that can be
+killed with SIGKILL and restarted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from dispatcher.constants import (
+    QUEUE_DEFAULT,
+    QUEUE_SEND_BYTEHAND,
+    QUEUE_SEND_TIMETOCHAT,
+    QUEUE_STATUS,
+)
+
+__all__ = ["Fleet", "beat_command", "web_command", "worker_command"]
+
+ALL_QUEUES = ",".join((QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS, QUEUE_DEFAULT))
+
+
+def worker_command(name: str, *, concurrency: int = 1, pool: str = "prefork") -> list[str]:
+    """A Celery worker on every queue (the Procfile's ``worker`` line, with a node name)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "workers", "worker",
+        "-Q", ALL_QUEUES, "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h",
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def beat_command(schedule: Path) -> list[str]:
+    """Celery beat with its schedule file under the state directory."""
+    return [
+        sys.executable, "-m", "celery", "-A", "workers", "beat",
+        "-s", str(schedule), "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
+def web_command(port: int) -> list[str]:
+    """The web app (webhooks and JSON API) under uvicorn, on loopback."""
+    return [
+        sys.executable, "-m", "uvicorn", "dispatcher.web.asgi:app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+
+
+class Fleet:
+    """Named child processes sharing one environment; logs under ``directory``."""
+
+    def __init__(self, directory: Path, env: Mapping[str, str]) -> None:
+        self.directory = directory
+        self.env = {**os.environ, **env}
+        self.commands: dict[str, list[str]] = {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def add(self, name: str, command: list[str]) -> None:
+        self.commands[name] = command
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        log = (self.directory / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            self.commands[name],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def start_all(self) -> None:
+        for name in self.commands:
+            self.start(name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and every child it forked: a crash, not a shutdown."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self, name: str, timeout: float = 15.0) -> None:
+        """A graceful stop (SIGTERM: Celery finishes its current task), then SIGKILL."""
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=timeout)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def check_alive(self) -> None:
+        """Raise if a process died on its own: its log says why."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.directory / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def wait_http(self, url: str, timeout: float = 30.0) -> None:
+        """Wait until a started web process answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                httpx.get(url, timeout=1.0)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop_all()

@@ -1,0 +1,211 @@
+"""Everything on one machine: Redis, database, both simulators, workers, beat and the web app.
+
+The demo, the end-to-end and fault tests and the benchmarks all run campaigns through this one
+stack, so what they measure is what ``make demo`` shows. The simulators run in this process
+(their ledgers are read directly); the fleet runs as real OS processes with the Procfile's
+command lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dispatcher import campaigns
+from dispatcher.config import Settings, load_settings
+from dispatcher.db import migrate, session_scope
+from dispatcher.embedded import EmbeddedRedis, free_port
+from dispatcher.fleet import Fleet, beat_command, web_command, worker_command
+from dispatcher.models import utcnow
+from dispatcher.runtime import Runtime
+from dispatcher.sandbox import (
+    ByteHandAccount,
+    ByteHandConfig,
+    Faults,
+    Lifecycle,
+    RunningServer,
+    Sandbox,
+    TimeToChatAccount,
+    TimeToChatConfig,
+    create_bytehand_app,
+    create_timetochat_app,
+    serve_in_thread,
+)
+from dispatcher.states import CampaignState
+
+__all__ = ["LocalStack", "StackOptions"]
+
+BYTEHAND_ACCOUNT = ByteHandAccount()
+TIMETOCHAT_ACCOUNT = TimeToChatAccount()
+
+
+@dataclasses.dataclass(frozen=True)
+class StackOptions:
+    """What to run. ``redis_url``/``database_url`` None: the embedded Redis and SQLite."""
+
+    workers: int = 2
+    concurrency: int = 1
+    beat: bool = True
+    redis_url: str | None = None
+    database_url: str | None = None
+    lifecycle: Lifecycle = Lifecycle(sent_after_s=0.3, final_after_s=0.7)
+    faults: Faults = Faults()
+    token_lifetime_s: float = 1800.0
+    dispatch: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {
+            "poll_after_s": 10,
+            "poll_max_interval_s": 20,
+            "poll_deadline_s": 60,
+            "sending_timeout_s": 30,
+            "queued_timeout_s": 60,
+            "http_read_timeout_s": 5,
+        }
+    )
+
+
+def _toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines += [f"{key} = {value!r}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+class LocalStack:
+    """Start with ``with LocalStack(directory, options) as stack:``; all stopped on exit."""
+
+    def __init__(self, directory: Path, options: StackOptions | None = None) -> None:
+        self.directory = directory
+        self.options = options or StackOptions()
+        self.web_port = free_port()
+        self.webhook_secret = secrets.token_urlsafe(16)
+        self.api_token = secrets.token_urlsafe(16)
+        self._redis: EmbeddedRedis | None = None
+        self._servers: list[RunningServer] = []
+        self.env: dict[str, str] = {}
+        self.fleet = Fleet(directory / "logs", {})
+
+    # -- start and stop -------------------------------------------------------------------
+
+    def _start_simulators(self) -> tuple[str, str]:
+        web = f"http://127.0.0.1:{self.web_port}"
+        bytehand = create_bytehand_app(
+            ByteHandConfig(
+                accounts=(
+                    dataclasses.replace(BYTEHAND_ACCOUNT, callback_url=f"{web}/webhooks/bytehand"),
+                ),
+                lifecycle=self.options.lifecycle,
+                faults=self.options.faults,
+            )
+        )
+        timetochat = create_timetochat_app(
+            TimeToChatConfig(
+                accounts=(
+                    dataclasses.replace(
+                        TIMETOCHAT_ACCOUNT,
+                        push_url=f"{web}/webhooks/timetochat/{self.webhook_secret}",
+                    ),
+                ),
+                lifecycle=self.options.lifecycle,
+                faults=self.options.faults,
+                token_lifetime_s=self.options.token_lifetime_s,
+            )
+        )
+        self.bytehand: Sandbox = bytehand.state.sandbox
+        self.timetochat: Sandbox = timetochat.state.sandbox
+        for app in (bytehand, timetochat):
+            self._servers.append(serve_in_thread(app))
+        return self._servers[0].url, self._servers[1].url + "/mug/api/V1"
+
+    def start(self) -> LocalStack:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        redis_url = self.options.redis_url
+        if redis_url is None:
+            self._redis = EmbeddedRedis(self.directory / "redis")
+            self._redis.start()
+            redis_url = self._redis.url
+        bytehand_url, timetochat_url = self._start_simulators()
+        config = self.directory / "dispatcher.toml"
+        config.write_text(_toml({"dispatch": self.options.dispatch}))
+        self.env = {
+            "DISPATCHER_CONFIG": str(config),
+            "DISPATCHER_STATE_DIR": str(self.directory),
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": self.options.database_url
+            or f"sqlite:///{self.directory / 'dispatcher.db'}",
+            "DISPATCHER_BYTEHAND_URL": bytehand_url,
+            "DISPATCHER_BYTEHAND_ID": BYTEHAND_ACCOUNT.client_id,
+            "DISPATCHER_BYTEHAND_KEY": BYTEHAND_ACCOUNT.key,
+            "DISPATCHER_TIMETOCHAT_URL": timetochat_url,
+            "DISPATCHER_TIMETOCHAT_SERVICE_ID": TIMETOCHAT_ACCOUNT.service_id,
+            "DISPATCHER_TIMETOCHAT_PASSWORD": TIMETOCHAT_ACCOUNT.password,
+            "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET": self.webhook_secret,
+            "DISPATCHER_API_TOKEN": self.api_token,
+        }
+        self.settings: Settings = load_settings(self.env)
+        self.runtime = Runtime(self.settings)
+        migrate(self.runtime.engine)
+        self.fleet = Fleet(self.directory / "logs", self.env)
+        self.fleet.add("web", web_command(self.web_port))
+        for index in range(self.options.workers):
+            self.fleet.add(
+                f"worker{index}", worker_command(f"w{index}", concurrency=self.options.concurrency)
+            )
+        if self.options.beat:
+            self.fleet.add("beat", beat_command(self.directory / "beat-schedule"))
+        self.fleet.start_all()
+        self.fleet.wait_http(f"http://127.0.0.1:{self.web_port}/healthz")
+        return self
+
+    def stop(self) -> None:
+        self.fleet.stop_all()
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+        if "runtime" in vars(self):
+            self.runtime.close()
+        if self._redis is not None:
+            self._redis.stop()
+
+    def __enter__(self) -> LocalStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- campaigns --------------------------------------------------------------------------
+
+    def start_campaign(self, campaign_id: int) -> None:
+        """Start now; the next beat tick (within a second) begins feeding."""
+        with session_scope(self.runtime.sessions) as session:
+            campaigns.start(session, campaign_id, utcnow())
+
+    def report(self, campaign_id: int) -> dict[str, Any]:
+        with session_scope(self.runtime.sessions) as session:
+            return campaigns.report(session, campaign_id)
+
+    def wait_done(self, campaign_ids: list[int], timeout: float) -> dict[int, dict[str, Any]]:
+        """Wait until every campaign is completed; their reports (raises on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reports = {cid: self.report(cid) for cid in campaign_ids}
+            if all(r["state"] == CampaignState.COMPLETED for r in reports.values()):
+                return reports
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"campaigns not done after {timeout:.0f} s: {reports}")
+            self.fleet.check_alive()
+            time.sleep(0.5)
