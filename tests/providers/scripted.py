@@ -12,7 +12,11 @@ Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
 
 def reply(
-    status: int, body: Any = None, *, raw: bytes | None = None, **headers: str
+    status: int,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """An answer with a JSON body (or raw bytes)."""
     content = raw if raw is not None else json.dumps(body).encode()

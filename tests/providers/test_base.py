@@ -84,7 +84,12 @@ def test_build_http_client_has_explicit_timeouts() -> None:
 def test_request_passes_the_gate_once_before_the_call() -> None:
     """The gate sees the call's kind before the request is made."""
     events: list[str] = []
-    provider = ScriptedProvider(lambda r: (events.append("http"), reply(200, {}))[1])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        events.append("http")
+        return reply(200, {})
+
+    provider = ScriptedProvider(answer)
 
     def gate(kind: str) -> None:
         events.append(kind)
@@ -107,8 +112,9 @@ def test_gate_refusal_stops_the_request() -> None:
 
 
 def test_no_gate_allows_everything() -> None:
-    """The default gate does nothing."""
-    assert no_gate("send") is None
+    """The default gate does nothing and raises nothing."""
+    for kind in ("send", "poll", "token", "account"):
+        no_gate(kind)
 
 
 @pytest.mark.parametrize(

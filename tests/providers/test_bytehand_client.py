@@ -113,9 +113,11 @@ def test_send_multi_of_nothing_makes_no_call() -> None:
         (httpx.ConnectError("refused"), ProviderUnavailable),
     ],
 )
-def test_send_multi_batch_failures_raise(answer: object, error: type[Exception]) -> None:
+def test_send_multi_batch_failures_raise(
+    answer: httpx.Response | Exception, error: type[Exception]
+) -> None:
     """Batch-level failures raise instead of returning per-item results."""
-    provider = ScriptedProvider(answer)  # type: ignore[arg-type]
+    provider = ScriptedProvider(answer)
     with pytest.raises(error):
         client_for(provider).send_multi([OutgoingSms("+7916", "test", "a")] * 2)
 
