@@ -1,0 +1,132 @@
+"""Sustained provider calls/s with 1, 2 and 4 worker processes, ours beside Celery rate_limit.
+
+For each worker count, one run of the real pipeline (a TimeToChat campaign of 600 recipients
+and a ByteHand campaign of 20,000, at the same time, on separate accounts), then the same
+worker count running the naive ``rate_limit="20/s"`` task (bench/naive_app.py) for 600
+TimeToChat sends. Figures come from the simulators' ledgers and statistics. Prints JSON.
+
+    .venv/bin/python bench/throughput.py [--workers 1 2 4] [--ttc 600] [--bytehand 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dispatcher.demo import generate_recipients  # noqa: E402
+from dispatcher.loader import create_campaign  # noqa: E402
+from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack, StackOptions  # noqa: E402
+from dispatcher.sandbox import Lifecycle, Sandbox  # noqa: E402
+
+
+def _rates(sandbox: Sandbox, seconds: float) -> dict[str, Any]:
+    stats = next(iter(sandbox.stats().values()))
+    entries = list(sandbox.ledger)
+    span = (
+        (max(e.accepted_at for e in entries) - min(e.accepted_at for e in entries)).total_seconds()
+        if len(entries) > 1
+        else seconds
+    )
+    span = max(span, 1e-3)
+    return {
+        "calls": stats.calls_served,
+        "accepted": stats.accepted,
+        "seconds": round(span, 2),
+        "calls_per_s": round(stats.calls_served / span, 2),
+        "ratio_to_20": round(stats.calls_served / span / 20, 3),
+        "messages_per_s": round(stats.accepted / span, 1),
+        "max_calls_in_1s": stats.max_calls_in_window,
+        "rejections": stats.rate_limited,
+        "duplicates": stats.duplicates,
+    }
+
+
+def run_ours(directory: Path, workers: int, ttc: int, bytehand: int) -> dict[str, Any]:
+    options = StackOptions(workers=workers, lifecycle=Lifecycle(0.2, 0.3))
+    with LocalStack(directory, options) as stack:
+        ids = {}
+        for provider, rows, sender in (
+            ("timetochat", ttc, TIMETOCHAT_ACCOUNT.senders[0]),
+            ("bytehand", bytehand, "SMSINFO"),
+        ):
+            path = generate_recipients(directory / f"{provider}.csv", rows, seed=rows)
+            ids[provider] = create_campaign(
+                stack.runtime.engine, stack.settings, path, provider=provider,
+                sender=sender, template="Bonjour {first_name}", name=f"bench {provider}",
+            ).id  # fmt: skip
+        started = time.monotonic()
+        for campaign_id in ids.values():
+            stack.start_campaign(campaign_id)
+        stack.wait_done(list(ids.values()), timeout=900)
+        elapsed = time.monotonic() - started
+        return {
+            "timetochat": _rates(stack.timetochat, elapsed),
+            "bytehand": _rates(stack.bytehand, elapsed),
+            "wall_s": round(elapsed, 1),
+        }
+
+
+def run_naive(directory: Path, workers: int, ttc: int) -> dict[str, Any]:
+    options = StackOptions(workers=0, beat=False)
+    with LocalStack(directory, options) as stack:
+        env_python = {"PYTHONPATH": str(ROOT)}
+        stack.fleet.env.update(env_python)
+        for index in range(workers):
+            stack.fleet.add(
+                f"naive{index}",
+                [sys.executable, "-m", "celery", "-A", "bench.naive_app", "worker", "-c", "1",
+                 "-n", f"naive{index}@%h", "--without-gossip", "--without-mingle"],
+            )  # fmt: skip
+            stack.fleet.start(f"naive{index}")
+        from bench import naive_app
+
+        naive_app.app.conf.broker_url = stack.env["REDIS_URL"]
+        sender = TIMETOCHAT_ACCOUNT.senders[0]
+        started = time.monotonic()
+        for index in range(ttc):
+            naive_app.send_one.delay(f"+3361{index:07d}", sender, "Bonjour")
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            stats = next(iter(stack.timetochat.stats().values()), None)
+            done = stats.accepted + stats.rate_limited if stats else 0
+            if done >= ttc:
+                break
+            time.sleep(0.5)
+        return {"timetochat": _rates(stack.timetochat, time.monotonic() - started)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--ttc", type=int, default=600)
+    parser.add_argument("--bytehand", type=int, default=20000)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"ours": {}, "celery_rate_limit": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in args.workers:
+            base = Path(tmp) / f"w{workers}"
+            results["ours"][workers] = run_ours(base / "ours", workers, args.ttc, args.bytehand)
+            results["celery_rate_limit"][workers] = run_naive(base / "naive", workers, args.ttc)
+            print(
+                json.dumps(
+                    {
+                        "workers": workers,
+                        "ours": results["ours"][workers],
+                        "naive": results["celery_rate_limit"][workers],
+                    }
+                ),
+                file=sys.stderr,
+            )
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
