@@ -7,19 +7,24 @@ exactly these constants. The class depends on the HTTP status; the code tells ca
     HTTP  code                    class                why
     400   MISSING_PARAMETER       ProviderRejected     the same request fails the same way
     400   INVALID_VALIDITY_DATE   ProviderRejected     its own code: the validity was wrong/past
-    400   (any other)             ProviderRejected
-    401   (any; TOKEN_EXPIRED)    CredentialsExpired   after one refresh-and-retry by the client
+    400   INVALID_PARAMETER, INVALID_RECIPIENT, TEXT_TOO_LONG, INVALID_EXT_REF, any other:
+                                  ProviderRejected
+    401   TOKEN_EXPIRED, INVALID_TOKEN, AUTHENTICATION_FAILED, any:
+                                  CredentialsExpired   after one refresh-and-retry by the client
     401   on the token request    AccountBlocked       the password is wrong: pause the account
     403   TEST_ACCOUNT_EXPIRED    AccountBlocked
     403   MONTHLY_LIMIT_REACHED   AccountBlocked
     403   FORBIDDEN_SENDER        AccountBlocked       the sender is configuration, not a property
                                                        of the recipient: failing recipients one by
                                                        one would burn the list on one refusal
-    404   MESSAGE_NOT_FOUND       ProviderRejected     status of an id the provider does not know
+    404   NOT_FOUND               ProviderRejected     status of an id the provider does not know
     429   TOO_MANY_REQUESTS       ProviderThrottled    ``retry_after`` from Retry-After (seconds)
-    5xx   JSON with a ``code``    ProviderUnavailable  the API itself refused: nothing accepted
+    5xx   INTERNAL_ERROR (any JSON ``code``)
+                                  ProviderUnavailable  the API itself refused: nothing accepted
     5xx   anything else           SendInDoubt (send) / ProviderUnavailable (read)
     other 4xx                     ProviderUnavailable  not accepted; retries are bounded
+
+A ``message`` string in the body, when present, is kept in the exception's text.
 """
 
 from __future__ import annotations
@@ -41,11 +46,17 @@ from dispatcher.providers.base import decode_json
 __all__ = [
     "AUTHENTICATION_FAILED",
     "FORBIDDEN_SENDER",
+    "INTERNAL_ERROR",
+    "INVALID_EXT_REF",
+    "INVALID_PARAMETER",
+    "INVALID_RECIPIENT",
+    "INVALID_TOKEN",
     "INVALID_VALIDITY_DATE",
-    "MESSAGE_NOT_FOUND",
     "MISSING_PARAMETER",
     "MONTHLY_LIMIT_REACHED",
+    "NOT_FOUND",
     "TEST_ACCOUNT_EXPIRED",
+    "TEXT_TOO_LONG",
     "TOKEN_EXPIRED",
     "TOO_MANY_REQUESTS",
     "check_response",
@@ -55,14 +66,20 @@ __all__ = [
 ]
 
 AUTHENTICATION_FAILED: Final = "AUTHENTICATION_FAILED"  # 401: wrong password (token request)
-TOKEN_EXPIRED: Final = "TOKEN_EXPIRED"  # 401: the Bearer token is expired or unknown
-MISSING_PARAMETER: Final = "MISSING_PARAMETER"  # 400: a required field is absent
-INVALID_VALIDITY_DATE: Final = "INVALID_VALIDITY_DATE"  # 400: validityDate unreadable or past
+TOKEN_EXPIRED: Final = "TOKEN_EXPIRED"  # 401: the Bearer token's lifetime is over
+INVALID_TOKEN: Final = "INVALID_TOKEN"  # 401: no Bearer token, an unknown or foreign one
+MISSING_PARAMETER: Final = "MISSING_PARAMETER"  # 400: to, text or from absent or empty
+INVALID_PARAMETER: Final = "INVALID_PARAMETER"  # 400: a field of the wrong type, bad JSON
+INVALID_RECIPIENT: Final = "INVALID_RECIPIENT"  # 400: `to` malformed
+INVALID_VALIDITY_DATE: Final = "INVALID_VALIDITY_DATE"  # 400: validityDate malformed or past
+TEXT_TOO_LONG: Final = "TEXT_TOO_LONG"  # 400: over 1224 GSM-7 / 528 UCS-2 characters
+INVALID_EXT_REF: Final = "INVALID_EXT_REF"  # 400: extRef over 150 characters
+FORBIDDEN_SENDER: Final = "FORBIDDEN_SENDER"  # 403: `from` not authorised for the service
 TEST_ACCOUNT_EXPIRED: Final = "TEST_ACCOUNT_EXPIRED"  # 403: the test period is over
 MONTHLY_LIMIT_REACHED: Final = "MONTHLY_LIMIT_REACHED"  # 403: the monthly quota is spent
-FORBIDDEN_SENDER: Final = "FORBIDDEN_SENDER"  # 403: `from` not authorised for the service
-MESSAGE_NOT_FOUND: Final = "MESSAGE_NOT_FOUND"  # 404: GET of an unknown message id
+NOT_FOUND: Final = "NOT_FOUND"  # 404: GET of a message id unknown to the service
 TOO_MANY_REQUESTS: Final = "TOO_MANY_REQUESTS"  # 429: over 20 calls/s
+INTERNAL_ERROR: Final = "INTERNAL_ERROR"  # 500: the API failed before accepting anything
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -78,6 +95,12 @@ def error_code(data: object) -> str | None:
     """The ``code`` of a TimeToChat error body, if it has one."""
     code = data.get("code") if isinstance(data, dict) else None
     return code if isinstance(code, str) and code else None
+
+
+def _message(data: object) -> str | None:
+    """The provider's human-readable ``message``, bounded so a huge body cannot flood logs."""
+    message = data.get("message") if isinstance(data, dict) else None
+    return message[:200] if isinstance(message, str) and message else None
 
 
 def unreadable(what: str, *, send: bool) -> ProviderError:
@@ -97,7 +120,8 @@ def check_response(
             raise unreadable(f"HTTP {status_code} without JSON", send=send)
         return data
     code = error_code(data)
-    what = f"HTTP {status_code} {code or ''}".rstrip()
+    message = _message(data)
+    what = f"HTTP {status_code}: {message}" if message else f"HTTP {status_code}"
     if status_code == 400:
         raise ProviderRejected(what, provider=TIMETOCHAT, code=code or "http_400")
     if status_code == 401:
@@ -105,7 +129,7 @@ def check_response(
     if status_code == 403:
         raise AccountBlocked(what, provider=TIMETOCHAT, code=code or "http_403")
     if status_code == 404:
-        raise ProviderRejected(what, provider=TIMETOCHAT, code=code or MESSAGE_NOT_FOUND)
+        raise ProviderRejected(what, provider=TIMETOCHAT, code=code or NOT_FOUND)
     if status_code == 429:
         raise ProviderThrottled(
             what,

@@ -31,6 +31,7 @@ from dispatcher.providers.bytehand import (
     parse_timestamp,
 )
 from dispatcher.providers.bytehand_errors import ERROR_CODES, check_response, error_for_code
+from dispatcher.sandbox import codes
 from dispatcher.states import MessageState as M
 
 U = ProviderUnavailable
@@ -72,6 +73,12 @@ def body(value: object) -> bytes:
 def test_every_documented_code_is_in_the_table() -> None:
     """-1 and 1..22 are all mapped, and nothing else."""
     assert set(ERROR_CODES) == set(EXPECTED_CLASSES) == {-1, *range(1, 23)}
+
+
+def test_sandbox_knows_the_same_codes() -> None:
+    """The simulator answers from the same code table."""
+    assert set(codes.BYTEHAND_DESCRIPTIONS) == set(ERROR_CODES)
+    assert set(codes.BYTEHAND_STATES) == set(STATE_MAP)
 
 
 @pytest.mark.parametrize(("code", "classes"), sorted(EXPECTED_CLASSES.items()))

@@ -16,6 +16,7 @@ from dispatcher.errors import (
     ProviderUnavailable,
     SendInDoubt,
 )
+from dispatcher.providers import timetochat_errors
 from dispatcher.providers.timetochat import (
     STATE_MAP,
     TtcHistoryEntry,
@@ -37,6 +38,7 @@ from dispatcher.providers.timetochat_errors import (
     TOKEN_EXPIRED,
     parse_retry_after,
 )
+from dispatcher.sandbox import codes
 from dispatcher.states import MessageState as M
 
 ERRORS = [
@@ -166,7 +168,13 @@ def test_build_message_refuses_long_ext_ref() -> None:
         (403, body({"code": TEST_ACCOUNT_EXPIRED}), True, AccountBlocked, TEST_ACCOUNT_EXPIRED),
         (403, body({"code": MONTHLY_LIMIT_REACHED}), True, AccountBlocked, MONTHLY_LIMIT_REACHED),
         (403, body({"code": FORBIDDEN_SENDER}), True, AccountBlocked, FORBIDDEN_SENDER),
-        (404, body({"code": "MESSAGE_NOT_FOUND"}), False, ProviderRejected, "MESSAGE_NOT_FOUND"),
+        (404, body({"code": "NOT_FOUND"}), False, ProviderRejected, "NOT_FOUND"),
+        (404, b"", False, ProviderRejected, "NOT_FOUND"),
+        (400, body({"code": "INVALID_PARAMETER"}), True, ProviderRejected, "INVALID_PARAMETER"),
+        (400, body({"code": "INVALID_RECIPIENT"}), True, ProviderRejected, "INVALID_RECIPIENT"),
+        (400, body({"code": "TEXT_TOO_LONG"}), True, ProviderRejected, "TEXT_TOO_LONG"),
+        (400, body({"code": "INVALID_EXT_REF"}), True, ProviderRejected, "INVALID_EXT_REF"),
+        (401, body({"code": "INVALID_TOKEN"}), False, CredentialsExpired, "INVALID_TOKEN"),
         (429, b"Too many request", True, ProviderThrottled, "TOO_MANY_REQUESTS"),
         (500, body({"code": "INTERNAL_ERROR"}), True, ProviderUnavailable, "INTERNAL_ERROR"),
         (503, b"<html>", True, SendInDoubt, None),
@@ -184,6 +192,20 @@ def test_send_answers_map_to_errors(
         parse_send(status, raw) if send else parse_status(status, raw)
     assert type(info.value) is error
     assert info.value.code == code
+
+
+def test_provider_message_is_kept_in_the_reason() -> None:
+    """The body's message reads well in the recipient's reason."""
+    with pytest.raises(ProviderRejected) as info:
+        parse_send(400, body({"code": "INVALID_RECIPIENT", "message": "Invalid recipient"}))
+    assert info.value.reason == "timetochat:INVALID_RECIPIENT HTTP 400: Invalid recipient"
+
+
+def test_sandbox_uses_our_code_strings() -> None:
+    """The simulator answers with exactly the codes this client expects (same names)."""
+    for name in dir(codes):
+        if name.startswith("TTC_") and isinstance(getattr(codes, name), str):
+            assert getattr(timetochat_errors, name.removeprefix("TTC_")) == getattr(codes, name)
 
 
 def test_throttled_carries_retry_after() -> None:
