@@ -94,16 +94,31 @@ def timetochat_factory() -> Iterator[Callable[..., Simulator]]:
         server.stop()
 
 
-@pytest.fixture
-def bytehand(bytehand_factory: Callable[..., Simulator]) -> Simulator:
-    """The default ByteHand simulator."""
-    return bytehand_factory()
+@pytest.fixture(scope="session")
+def _shared_simulators() -> Iterator[tuple[Simulator, Simulator]]:
+    """One default simulator of each provider for the whole session (reset per test)."""
+    bytehand_app = create_bytehand_app(ByteHandConfig(lifecycle=FAST, callbacks=QUICK_CALLBACKS))
+    timetochat_app = create_timetochat_app(
+        TimeToChatConfig(lifecycle=FAST, callbacks=QUICK_CALLBACKS)
+    )
+    with serve_in_thread(bytehand_app) as bh, serve_in_thread(timetochat_app) as ttc:
+        yield Simulator(bytehand_app, bh), Simulator(timetochat_app, ttc)
 
 
 @pytest.fixture
-def timetochat(timetochat_factory: Callable[..., Simulator]) -> Simulator:
-    """The default TimeToChat simulator."""
-    return timetochat_factory()
+def bytehand(_shared_simulators: tuple[Simulator, Simulator]) -> Simulator:
+    """The default ByteHand simulator, freshly reset."""
+    simulator = _shared_simulators[0]
+    simulator.sandbox.reset()
+    return simulator
+
+
+@pytest.fixture
+def timetochat(_shared_simulators: tuple[Simulator, Simulator]) -> Simulator:
+    """The default TimeToChat simulator, freshly reset."""
+    simulator = _shared_simulators[1]
+    simulator.sandbox.reset()
+    return simulator
 
 
 class Receiver:

@@ -1,0 +1,184 @@
+"""Callbacks to a real receiver: shapes, retries, give-up, duplicates, control injections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from dispatcher.sandbox import CallbackPolicy, Faults
+
+from .conftest import (
+    BH_AUTH,
+    BH_KEY,
+    TTC_PASSWORD,
+    TTC_SENDER,
+    Receiver,
+    Simulator,
+    bytehand_with_handler,
+    timetochat_with_push,
+    wait_until,
+)
+
+HELLO = {"to": "+79161234567", "from": "SMSINFO", "text": "Hello"}
+SERVICE = "/mug/api/V1/services/123456"
+
+
+def bytehand_send(sim: Simulator, **changes: str) -> str:
+    response = httpx.get(sim.url + "/send", params={**BH_AUTH, **HELLO, **changes})
+    return str(response.json()["description"])
+
+
+def timetochat_send(sim: Simulator, to: str = "0601020304") -> str:
+    token = httpx.post(sim.url + SERVICE + "/token", json={"password": TTC_PASSWORD}).json()
+    response = httpx.post(
+        sim.url + SERVICE + "/messages",
+        json={"to": to, "text": "Bonjour", "from": TTC_SENDER, "extRef": "ref-1"},
+        headers={"Authorization": f"Bearer {token['token']}"},
+    )
+    return str(response.json()["id"])
+
+
+def test_bytehand_status_callbacks(
+    bytehand_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """Every state after NEW is a GET with id, the key's last 8 chars and outgoingStatus."""
+    receiver = receiver_factory()
+    sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url))
+    delivered = bytehand_send(sim)
+    failed = bytehand_send(sim, to="+79161234513")
+    wait_until(lambda: len(receiver.received()) == 4)
+    calls = {(c["params"]["message"], c["params"]["description"]): c for c in receiver.received()}
+    assert set(calls) == {
+        (delivered, "ACCEPTED"),
+        (delivered, "DELIVERED"),
+        (failed, "ACCEPTED"),
+        (failed, "UNDELIVERABLE"),
+    }
+    params = calls[(failed, "UNDELIVERABLE")]["params"]
+    assert calls[(failed, "UNDELIVERABLE")]["method"] == "GET"
+    assert {k: params[k] for k in ("id", "key", "action", "error_code")} == {
+        "id": "1000",
+        "key": BH_KEY[-8:],
+        "action": "outgoingStatus",
+        "error_code": "12",
+    }
+    assert len(params["updated_at"]) == len("2025-01-01 00:00:00")
+    assert calls[(delivered, "DELIVERED")]["params"]["error_code"] == "0"
+
+
+def test_bytehand_incoming_sms(
+    bytehand_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """An injected MO arrives as an incomingSms GET."""
+    receiver = receiver_factory()
+    sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url))
+    mo = {"from": "+79161234567", "to": "+79000000000", "text": "STOP"}
+    message = httpx.post(sim.url + "/_control/incoming", json=mo).json()["message"]
+    (call,) = wait_until(receiver.received)
+    assert call["params"] == {
+        "id": "1000",
+        "key": BH_KEY[-8:],
+        "action": "incomingSms",
+        "message": message,
+        **mo,
+        "posted_at": call["params"]["posted_at"],
+    }
+
+
+def test_incoming_without_handler_is_refused(bytehand: Simulator) -> None:
+    """Without a handler URL there is nowhere to deliver an MO."""
+    mo = {"from": "+79161234567", "to": "+79000000000", "text": "STOP"}
+    assert httpx.post(bytehand.url + "/_control/incoming", json=mo).status_code == 409
+
+
+def test_timetochat_push_reports(
+    timetochat_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """SENT then RECEIVED, and ERROR with the CRA code, posted as Push_CRA JSON."""
+    receiver = receiver_factory()
+    sim = timetochat_factory(accounts=timetochat_with_push(receiver.url))
+    ok = timetochat_send(sim)
+    wrong = timetochat_send(sim, to="0601020313")
+    wait_until(lambda: len(receiver.received()) == 4)
+    reports = [c["json"]["status_report"] for c in receiver.received()]
+    assert {r["username"] for r in reports} == {"123456"}
+    items = {(r["sms"][0]["call_id"], r["sms"][0]["status"]): r["sms"][0] for r in reports}
+    assert set(items) == {(ok, "SENT"), (ok, "RECEIVED"), (wrong, "SENT"), (wrong, "ERROR")}
+    received = items[(ok, "RECEIVED")]
+    assert (received["to"], received["from"], received["ref_externe"]) == (
+        "+33601020304",
+        TTC_SENDER,
+        "ref-1",
+    )
+    assert received["status_list"] == [{"date": received["date"], "type": "RECEIVED"}]
+    assert items[(wrong, "ERROR")]["status_list"][0]["info"] == "CRA_SMS_WRONGNUMBER"
+
+
+def test_timetochat_incoming_and_answered(
+    timetochat_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """Injected MOs are INCOMING (empty call_id); replies to a sent message are ANSWERED."""
+    receiver = receiver_factory()
+    sim = timetochat_factory(accounts=timetochat_with_push(receiver.url))
+    message = timetochat_send(sim)
+    wait_until(lambda: len(receiver.received()) == 2)  # SENT, RECEIVED
+    mo = httpx.post(sim.url + "/_control/incoming", json={"from": "0611111111", "text": "Salut"})
+    reply = httpx.post(sim.url + "/_control/reply", json={"message_id": message, "text": "Merci"})
+    assert mo.status_code == reply.status_code == 200
+    wait_until(lambda: len(receiver.received()) == 4)
+    sms = {c["json"]["status_report"]["sms"][0]["status"]: c for c in receiver.received()}
+    incoming = sms["INCOMING"]["json"]["status_report"]["sms"][0]
+    assert (incoming["call_id"], incoming["to"], incoming["from"]) == (
+        "",
+        "+33611111111",
+        TTC_SENDER,
+    )
+    assert incoming["status_list"][0]["info"] == "Salut"
+    answered = sms["ANSWERED"]["json"]["status_report"]["sms"][0]
+    assert (answered["call_id"], answered["ref_externe"]) == (message, "ref-1")
+    assert answered["status_list"][0]["info"] == "Merci"
+    unknown = httpx.post(sim.url + "/_control/reply", json={"message_id": "x", "text": "Merci"})
+    assert unknown.status_code == 400
+
+
+def test_failed_callbacks_are_retried(
+    bytehand_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """A receiver answering 500 gets the same callback again until it answers 200."""
+    receiver = receiver_factory(fail_first=2)
+    sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url))
+    mo = {"from": "+79161234567", "to": "+79000000000", "text": "STOP"}
+    httpx.post(sim.url + "/_control/incoming", json=mo)
+    wait_until(lambda: sim.sandbox.callbacks.counts()["delivered"] == 1)
+    calls = receiver.received()
+    assert len(calls) == 3
+    assert calls[0]["params"] == calls[1]["params"] == calls[2]["params"]
+
+
+def test_callbacks_are_given_up_after_the_deadline(
+    bytehand_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """A receiver that never answers 200 is abandoned once the deadline has passed."""
+    receiver = receiver_factory(fail_first=1000)
+    policy = CallbackPolicy(timeout_s=1, retry_base_s=0.05, retry_max_s=0.05, deadline_s=0.3)
+    sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url), callbacks=policy)
+    httpx.post(sim.url + "/_control/incoming", json={"from": "+7916", "to": "+7900", "text": "x"})
+    counts = wait_until(lambda: (c := sim.sandbox.callbacks.counts())["given_up"] == 1 and c)
+    assert counts["delivered"] == 0 and counts["attempts"] >= 3
+
+
+def test_duplicate_callbacks(
+    bytehand_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """With callback_duplicate_rate=1 every callback arrives twice."""
+    receiver = receiver_factory()
+    sim = bytehand_factory(
+        accounts=bytehand_with_handler(receiver.url),
+        faults=Faults(callback_duplicate_rate=1.0, callback_reorder_s=0.05),
+    )
+    message = bytehand_send(sim)
+    wait_until(lambda: len(receiver.received()) == 4)
+    states = sorted(c["params"]["description"] for c in receiver.received())
+    assert states == ["ACCEPTED", "ACCEPTED", "DELIVERED", "DELIVERED"]
+    assert {c["params"]["message"] for c in receiver.received()} == {message}
