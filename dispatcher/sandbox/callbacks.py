@@ -8,6 +8,7 @@ delay, reorder (random extra delay) and duplicate callbacks, as the real provide
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -49,6 +50,7 @@ class CallbackSender:
         self._scheduler = scheduler
         self._lock = threading.Lock()
         self._counts = {"queued": 0, "attempts": 0, "delivered": 0, "given_up": 0}
+        self._generation = 0  # bumped by reset: retries of older callbacks are dropped
         self._executor: ThreadPoolExecutor | None = None
         self._client: httpx.Client | None = None
 
@@ -72,7 +74,9 @@ class CallbackSender:
         for _ in range(copies):
             delay = faults.callback_delay_s + self._faults.uniform(faults.callback_reorder_s)
             self._bump("queued")
-            self._scheduler.call_later(delay, lambda: self._submit(callback, time.monotonic(), 0))
+            self._scheduler.call_later(
+                delay, functools.partial(self._submit, callback, self._generation, None, 0)
+            )
 
     def counts(self) -> dict[str, int]:
         """queued, attempts, delivered, given_up."""
@@ -80,26 +84,31 @@ class CallbackSender:
             return dict(self._counts)
 
     def reset(self) -> None:
-        """Zero the counters (pending callbacks are dropped with the scheduler's)."""
+        """Zero the counters and drop retries of earlier callbacks (pending first attempts are
+        dropped with the scheduler's calls)."""
         with self._lock:
             self._counts = dict.fromkeys(self._counts, 0)
+            self._generation += 1
 
     def _bump(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
 
-    def _submit(self, callback: Callback, first_at: float, attempt: int) -> None:
+    def _submit(
+        self, callback: Callback, generation: int, first_at: float | None, attempt: int
+    ) -> None:
         executor = self._executor
-        if executor is None:
+        if executor is None or generation != self._generation:
             return
+        first = time.monotonic() if first_at is None else first_at
         try:
-            executor.submit(self._attempt, callback, first_at, attempt)
+            executor.submit(self._attempt, callback, generation, first, attempt)
         except RuntimeError:  # shutting down: the callback is dropped with the simulator
             return
 
-    def _attempt(self, callback: Callback, first_at: float, attempt: int) -> None:
+    def _attempt(self, callback: Callback, generation: int, first_at: float, attempt: int) -> None:
         client = self._client
-        if client is None:
+        if client is None or generation != self._generation:
             return
         self._bump("attempts")
         try:
@@ -121,4 +130,6 @@ class CallbackSender:
             self._bump("given_up")
             log.info("callback to %s given up after %d attempts", callback.url, attempt + 1)
             return
-        self._scheduler.call_later(delay, lambda: self._submit(callback, first_at, attempt + 1))
+        self._scheduler.call_later(
+            delay, functools.partial(self._submit, callback, generation, first_at, attempt + 1)
+        )

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -31,6 +32,15 @@ BH_KEY = "sandbox-bytehand-key-0123456789"
 BH_AUTH = {"id": "1000", "key": BH_KEY}
 TTC_PASSWORD = "sandbox-password"
 TTC_SENDER = "0938000001"
+
+HTTP = httpx.Client(timeout=5.0)
+"""One client for the tests' calls: a new client per call costs an SSL context each."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_http_client() -> Iterator[None]:
+    yield
+    HTTP.close()
 
 
 @dataclasses.dataclass

@@ -10,13 +10,13 @@ import pytest
 
 from dispatcher.sandbox import codes
 
-from .conftest import BH_AUTH, Simulator, wait_until
+from .conftest import BH_AUTH, HTTP, Simulator, wait_until
 
 HELLO = {"to": "+79161234567", "from": "SMSINFO", "text": "Hello world!"}
 
 
 def get(sim: Simulator, path: str, **params: str) -> httpx.Response:
-    return httpx.get(sim.url + path, params={**BH_AUTH, **params})
+    return HTTP.get(sim.url + path, params={**BH_AUTH, **params})
 
 
 def assert_error(response: httpx.Response, code: int) -> None:
@@ -45,7 +45,7 @@ def test_send_then_status_moves_to_delivered(bytehand: Simulator) -> None:
 def test_wrong_credentials_are_status_2(bytehand: Simulator, auth: dict[str, str]) -> None:
     """A wrong or missing id/key is HTTP 400 with status 2, on every call."""
     for path in ("/send", "/balance", "/status", "/signatures"):
-        response = httpx.get(bytehand.url + path, params={**auth, **HELLO})
+        response = HTTP.get(bytehand.url + path, params={**auth, **HELLO})
         assert_error(response, codes.BH_AUTH_FAILED)
     assert len(bytehand.sandbox.ledger) == 0
 
@@ -108,7 +108,7 @@ def test_send_multi_answers_each_item_in_order(bytehand: Simulator) -> None:
         {"to": "+79167654321", "from": "SMSINFO"},
         "not an object",
     ]
-    response = httpx.post(bytehand.url + "/send_multi", params=BH_AUTH, json=items)
+    response = HTTP.post(bytehand.url + "/send_multi", params=BH_AUTH, json=items)
     assert response.status_code == 200
     results = response.json()
     assert [r["status"] for r in results] == [0, 10, 11, 6, 6, 6]
@@ -120,7 +120,7 @@ def test_send_multi_answers_each_item_in_order(bytehand: Simulator) -> None:
 @pytest.mark.parametrize("body", [b"", b"{not json", b"{}", b"[]"])
 def test_send_multi_needs_a_json_list(bytehand: Simulator, body: bytes) -> None:
     """A body that is not a non-empty JSON list refuses the whole call with status 6."""
-    response = httpx.post(bytehand.url + "/send_multi", params=BH_AUTH, content=body)
+    response = HTTP.post(bytehand.url + "/send_multi", params=BH_AUTH, content=body)
     assert_error(response, codes.BH_INVALID_PARAMETERS)
 
 
@@ -162,13 +162,13 @@ def test_signatures_lifecycle(bytehand: Simulator) -> None:
     assert_error(get(bytehand, "/signatures", state="BOGUS"), codes.BH_INVALID_PARAMETERS)
     first = everything[0]
     assert get(bytehand, "/signature", signature=str(first["id"])).json() == first
-    created = httpx.post(
+    created = HTTP.post(
         bytehand.url + "/signature", params={**BH_AUTH, "text": "NEWONE", "description": "d"}
     ).json()
     assert created["status"] == 0
     assert get(bytehand, "/signature", signature=created["description"]).json()["state"] == "NEW"
     assert_error(get(bytehand, "/send", **{**HELLO, "from": "NEWONE"}), codes.BH_INVALID_SENDER)
-    deleted = httpx.delete(
+    deleted = HTTP.delete(
         bytehand.url + "/signature", params={**BH_AUTH, "signature": created["description"]}
     )
     assert deleted.json() == {"status": 0, "description": created["description"]}
@@ -189,13 +189,13 @@ def test_ledger_and_duplicates(bytehand: Simulator) -> None:
     get(bytehand, "/send", **HELLO)
     get(bytehand, "/send", **HELLO)
     get(bytehand, "/send", **{**HELLO, "text": "other"})
-    ledger = httpx.get(bytehand.url + "/_control/ledger").json()["messages"]
+    ledger = HTTP.get(bytehand.url + "/_control/ledger").json()["messages"]
     assert [m["text"] for m in ledger] == ["Hello world!", "Hello world!", "other"]
     assert {"account", "to", "from", "text", "id", "accepted_at", "parts", "state"} <= set(
         ledger[0]
     )
-    stats = httpx.get(bytehand.url + "/_control/stats").json()["accounts"]["1000"]
+    stats = HTTP.get(bytehand.url + "/_control/stats").json()["accounts"]["1000"]
     assert (stats["accepted"], stats["duplicates"], stats["calls_served"]) == (3, 1, 3)
-    assert httpx.post(bytehand.url + "/_control/reset").json() == {"reset": True}
-    assert httpx.get(bytehand.url + "/_control/ledger").json() == {"messages": []}
+    assert HTTP.post(bytehand.url + "/_control/reset").json() == {"reset": True}
+    assert HTTP.get(bytehand.url + "/_control/ledger").json() == {"messages": []}
     assert bytehand.sandbox.stats() == {}

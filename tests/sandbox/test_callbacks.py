@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-
-import httpx
 
 from dispatcher.sandbox import CallbackPolicy, Faults
 
 from .conftest import (
     BH_AUTH,
     BH_KEY,
+    HTTP,
     TTC_PASSWORD,
     TTC_SENDER,
     Receiver,
@@ -25,13 +25,13 @@ SERVICE = "/mug/api/V1/services/123456"
 
 
 def bytehand_send(sim: Simulator, **changes: str) -> str:
-    response = httpx.get(sim.url + "/send", params={**BH_AUTH, **HELLO, **changes})
+    response = HTTP.get(sim.url + "/send", params={**BH_AUTH, **HELLO, **changes})
     return str(response.json()["description"])
 
 
 def timetochat_send(sim: Simulator, to: str = "0601020304") -> str:
-    token = httpx.post(sim.url + SERVICE + "/token", json={"password": TTC_PASSWORD}).json()
-    response = httpx.post(
+    token = HTTP.post(sim.url + SERVICE + "/token", json={"password": TTC_PASSWORD}).json()
+    response = HTTP.post(
         sim.url + SERVICE + "/messages",
         json={"to": to, "text": "Bonjour", "from": TTC_SENDER, "extRef": "ref-1"},
         headers={"Authorization": f"Bearer {token['token']}"},
@@ -74,7 +74,7 @@ def test_bytehand_incoming_sms(
     receiver = receiver_factory()
     sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url))
     mo = {"from": "+79161234567", "to": "+79000000000", "text": "STOP"}
-    message = httpx.post(sim.url + "/_control/incoming", json=mo).json()["message"]
+    message = HTTP.post(sim.url + "/_control/incoming", json=mo).json()["message"]
     (call,) = wait_until(receiver.received)
     assert call["params"] == {
         "id": "1000",
@@ -89,7 +89,7 @@ def test_bytehand_incoming_sms(
 def test_incoming_without_handler_is_refused(bytehand: Simulator) -> None:
     """Without a handler URL there is nowhere to deliver an MO."""
     mo = {"from": "+79161234567", "to": "+79000000000", "text": "STOP"}
-    assert httpx.post(bytehand.url + "/_control/incoming", json=mo).status_code == 409
+    assert HTTP.post(bytehand.url + "/_control/incoming", json=mo).status_code == 409
 
 
 def test_timetochat_push_reports(
@@ -123,8 +123,8 @@ def test_timetochat_incoming_and_answered(
     sim = timetochat_factory(accounts=timetochat_with_push(receiver.url))
     message = timetochat_send(sim)
     wait_until(lambda: len(receiver.received()) == 2)  # SENT, RECEIVED
-    mo = httpx.post(sim.url + "/_control/incoming", json={"from": "0611111111", "text": "Salut"})
-    reply = httpx.post(sim.url + "/_control/reply", json={"message_id": message, "text": "Merci"})
+    mo = HTTP.post(sim.url + "/_control/incoming", json={"from": "0611111111", "text": "Salut"})
+    reply = HTTP.post(sim.url + "/_control/reply", json={"message_id": message, "text": "Merci"})
     assert mo.status_code == reply.status_code == 200
     wait_until(lambda: len(receiver.received()) == 4)
     sms = {c["json"]["status_report"]["sms"][0]["status"]: c for c in receiver.received()}
@@ -138,7 +138,7 @@ def test_timetochat_incoming_and_answered(
     answered = sms["ANSWERED"]["json"]["status_report"]["sms"][0]
     assert (answered["call_id"], answered["ref_externe"]) == (message, "ref-1")
     assert answered["status_list"][0]["info"] == "Merci"
-    unknown = httpx.post(sim.url + "/_control/reply", json={"message_id": "x", "text": "Merci"})
+    unknown = HTTP.post(sim.url + "/_control/reply", json={"message_id": "x", "text": "Merci"})
     assert unknown.status_code == 400
 
 
@@ -149,7 +149,7 @@ def test_failed_callbacks_are_retried(
     receiver = receiver_factory(fail_first=2)
     sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url))
     mo = {"from": "+79161234567", "to": "+79000000000", "text": "STOP"}
-    httpx.post(sim.url + "/_control/incoming", json=mo)
+    HTTP.post(sim.url + "/_control/incoming", json=mo)
     wait_until(lambda: sim.sandbox.callbacks.counts()["delivered"] == 1)
     calls = receiver.received()
     assert len(calls) == 3
@@ -163,7 +163,7 @@ def test_callbacks_are_given_up_after_the_deadline(
     receiver = receiver_factory(fail_first=1000)
     policy = CallbackPolicy(timeout_s=1, retry_base_s=0.05, retry_max_s=0.05, deadline_s=0.3)
     sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url), callbacks=policy)
-    httpx.post(sim.url + "/_control/incoming", json={"from": "+7916", "to": "+7900", "text": "x"})
+    HTTP.post(sim.url + "/_control/incoming", json={"from": "+7916", "to": "+7900", "text": "x"})
     counts = wait_until(lambda: (c := sim.sandbox.callbacks.counts())["given_up"] == 1 and c)
     assert counts["delivered"] == 0 and counts["attempts"] >= 3
 
@@ -182,3 +182,17 @@ def test_duplicate_callbacks(
     states = sorted(c["params"]["description"] for c in receiver.received())
     assert states == ["ACCEPTED", "ACCEPTED", "DELIVERED", "DELIVERED"]
     assert {c["params"]["message"] for c in receiver.received()} == {message}
+
+
+def test_reset_drops_pending_retries(
+    bytehand_factory: Callable[..., Simulator], receiver_factory: Callable[..., Receiver]
+) -> None:
+    """After a reset, callbacks of the previous run are no longer retried."""
+    receiver = receiver_factory(fail_first=1000)
+    sim = bytehand_factory(accounts=bytehand_with_handler(receiver.url))
+    HTTP.post(sim.url + "/_control/incoming", json={"from": "+7916", "to": "+7900", "text": "x"})
+    wait_until(receiver.received)
+    HTTP.post(sim.url + "/_control/reset")
+    seen = len(receiver.received())
+    time.sleep(0.4)  # several retry periods of QUICK_CALLBACKS
+    assert len(receiver.received()) <= seen + 1  # at most the attempt already in flight

@@ -10,14 +10,16 @@ from dispatcher.cli.main import main
 from dispatcher.errors import ConfigError
 from dispatcher.sandbox import RunningServer, create_bytehand_app, serve_in_thread
 
+from .conftest import HTTP
+
 
 def test_serves_on_a_free_loopback_port_and_stops() -> None:
     """The server answers on its URL while running, and the port is free afterwards."""
     with serve_in_thread(create_bytehand_app()) as server:
         assert server.url.startswith("http://127.0.0.1:")
-        assert httpx.get(server.url + "/_control/stats").status_code == 200
+        assert HTTP.get(server.url + "/_control/stats").status_code == 200
     with pytest.raises(httpx.ConnectError):
-        httpx.get(server.url + "/_control/stats")
+        HTTP.get(server.url + "/_control/stats")
 
 
 def test_binds_only_to_loopback() -> None:

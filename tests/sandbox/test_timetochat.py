@@ -12,14 +12,14 @@ import pytest
 
 from dispatcher.sandbox import TimeToChatAccount, codes
 
-from .conftest import TTC_PASSWORD, TTC_SENDER, Simulator, wait_until
+from .conftest import HTTP, TTC_PASSWORD, TTC_SENDER, Simulator, wait_until
 
 SERVICE = "/mug/api/V1/services/123456"
 MESSAGE = {"to": "0601020304", "text": "Test MUG", "from": TTC_SENDER, "extRef": "abc123"}
 
 
 def token(sim: Simulator, password: str = TTC_PASSWORD) -> httpx.Response:
-    return httpx.post(sim.url + SERVICE + "/token", json={"password": password})
+    return HTTP.post(sim.url + SERVICE + "/token", json={"password": password})
 
 
 def bearer(sim: Simulator) -> dict[str, str]:
@@ -28,7 +28,7 @@ def bearer(sim: Simulator) -> dict[str, str]:
 
 def send(sim: Simulator, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     headers = bearer(sim) if headers is None else headers
-    return httpx.post(sim.url + SERVICE + "/messages", json=body, headers=headers)
+    return HTTP.post(sim.url + SERVICE + "/messages", json=body, headers=headers)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -53,7 +53,7 @@ def test_token_then_send_then_history(timetochat: Simulator) -> None:
     url = f"{timetochat.url}{SERVICE}/messages/{message_id}"
     body = wait_until(
         lambda: (
-            (b := httpx.get(url, headers=headers).json())["history"][-1]["status"]
+            (b := HTTP.get(url, headers=headers).json())["history"][-1]["status"]
             == "CRA_SMS_RECEIVED"
             and b
         )
@@ -74,7 +74,7 @@ def test_long_message_history_has_parts(timetochat: Simulator) -> None:
     message_id = send(timetochat, {**MESSAGE, "text": "a" * 161}, headers).json()["id"]
     url = f"{timetochat.url}{SERVICE}/messages/{message_id}"
     history = wait_until(
-        lambda: len(h := httpx.get(url, headers=headers).json()["history"]) == 6 and h
+        lambda: len(h := HTTP.get(url, headers=headers).json()["history"]) == 6 and h
     )
     assert [(h["status"], h["part"]) for h in history] == [
         ("NEW", "1/2"),
@@ -89,7 +89,7 @@ def test_long_message_history_has_parts(timetochat: Simulator) -> None:
 def test_wrong_password_is_authentication_failed(timetochat: Simulator) -> None:
     """A wrong password or unknown service is 401 AUTHENTICATION_FAILED."""
     assert_error(token(timetochat, "nope"), 401, codes.TTC_AUTHENTICATION_FAILED)
-    unknown = httpx.post(timetochat.url + "/mug/api/V1/services/999/token", json={"password": "x"})
+    unknown = HTTP.post(timetochat.url + "/mug/api/V1/services/999/token", json={"password": "x"})
     assert_error(unknown, 401, codes.TTC_AUTHENTICATION_FAILED)
 
 
@@ -100,7 +100,7 @@ def test_wrong_password_is_authentication_failed(timetochat: Simulator) -> None:
 def test_missing_or_forged_token_is_401(timetochat: Simulator, headers: dict[str, str]) -> None:
     """Without a valid bearer token every message call is 401 INVALID_TOKEN."""
     assert_error(send(timetochat, MESSAGE, headers), 401, codes.TTC_INVALID_TOKEN)
-    status = httpx.get(f"{timetochat.url}{SERVICE}/messages/abc", headers=headers)
+    status = HTTP.get(f"{timetochat.url}{SERVICE}/messages/abc", headers=headers)
     assert_error(status, 401, codes.TTC_INVALID_TOKEN)
 
 
@@ -156,7 +156,7 @@ def test_limits_are_inclusive(timetochat: Simulator) -> None:
 
 def test_body_must_be_a_json_object(timetochat: Simulator) -> None:
     """A body that is not a JSON object is 400 INVALID_PARAMETER."""
-    response = httpx.post(
+    response = HTTP.post(
         timetochat.url + SERVICE + "/messages", content=b"[1]", headers=bearer(timetochat)
     )
     assert_error(response, 400, codes.TTC_INVALID_PARAMETER)
@@ -200,7 +200,7 @@ def test_validity_date_passing_ends_in_error(timetochat: Simulator) -> None:
 
 def test_unknown_message_is_404(timetochat: Simulator) -> None:
     """A status request for an id the service never got is 404 NOT_FOUND."""
-    response = httpx.get(
+    response = HTTP.get(
         f"{timetochat.url}{SERVICE}/messages/5bb31c2f91ea924bdd42d750", headers=bearer(timetochat)
     )
     assert_error(response, 404, codes.TTC_NOT_FOUND)
