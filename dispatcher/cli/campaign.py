@@ -14,3 +14,8 @@ from dispatcher.cli.ops import OPS_COMMANDS  # noqa: E402  (commands register on
 
 for _command in OPS_COMMANDS:
     campaign.add_command(_command)
+
+
+from dispatcher.cli.create import create  # noqa: E402  (registers on the group)
+
+campaign.add_command(create)

@@ -59,3 +59,8 @@ def demo(directory: Path | None, recipients: int) -> None:
     directory = directory or Path(".state") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     if not run_demo(directory.resolve(), recipients=recipients):
         raise SystemExit(1)
+
+
+from dispatcher.cli.estimate import estimate  # noqa: E402
+
+main.add_command(estimate)

@@ -1,0 +1,182 @@
+"""Ingest benchmark: a million-row recipient file into SQLite (and PostgreSQL when reachable).
+
+Prints one JSON object per case: rows, the bare ``pandas.read_csv(engine="pyarrow")`` time of
+the same file, the full ``create_campaign`` time, rows per second, the ratio to the bare read
+and the peak RSS of the process that did the ingest (each case runs in its own subprocess so
+the peaks do not mix). Generated files are cached under ``bench/data/``.
+
+    .venv/bin/python bench/ingest.py [--rows N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TEMPLATE = "Bonjour {first_name}, -20% ce week-end dans notre magasin de {city}. STOP au 36180"
+FIRST_NAMES = ["Marie", "Jean", "Sophie", "Pierre", "Léa", "Nicolas", "Camille", "Olga", "Иван"]
+CITIES = ["Paris", "Lyon", "Marseille", "Lille", "Nantes", "Москва", "Saint-Étienne", "Brest"]
+
+
+def _number(rnd: random.Random) -> str:
+    """A mobile number in one of the shapes real files hold; 1% junk."""
+    if rnd.random() < 0.01:
+        return rnd.choice(["n/a", "", "12345", "06 12", "+99912345678", "abc"])
+    if rnd.random() < 0.7:
+        national = f"{rnd.choice(['6', '7'])}{rnd.choice(['0', '1', '4', '5', '6', '8'])}"
+        national += f"{rnd.randrange(10**7):07d}"
+        shape = rnd.randrange(5)
+        if shape == 0:
+            return "0" + national
+        if shape == 1:
+            return "0" + national[0] + " " + " ".join(national[i : i + 2] for i in range(1, 9, 2))
+        if shape == 2:
+            return "+33" + national
+        if shape == 3:
+            return "0033" + national
+        return "33" + national
+    national = f"9{rnd.randrange(10**9):09d}"
+    shape = rnd.randrange(3)
+    if shape == 0:
+        return "+7" + national
+    if shape == 1:
+        return f"+7 ({national[:3]}) {national[3:6]}-{national[6:8]}-{national[8:]}"
+    return "007" + national
+
+
+def generate(rows: int) -> tuple[Path, Path]:
+    """The CSV (``;``, UTF-8) and the same rows as Parquet, cached by row count."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    csv_path, parquet_path = DATA / f"recipients-{rows}.csv", DATA / f"recipients-{rows}.parquet"
+    if csv_path.exists() and parquet_path.exists():
+        return csv_path, parquet_path
+    rnd = random.Random(rows)
+    phones: list[str] = []
+    for _ in range(rows):
+        if phones and rnd.random() < 0.01:
+            phones.append(rnd.choice(phones))  # a duplicate, maybe written differently
+        else:
+            phones.append(_number(rnd))
+    frame = pd.DataFrame(
+        {
+            "phone": phones,
+            "first_name": [rnd.choice(FIRST_NAMES) for _ in range(rows)],
+            "city": [rnd.choice(CITIES) for _ in range(rows)],
+        }
+    )
+    frame.to_csv(csv_path, sep=";", index=False)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), parquet_path)
+    return csv_path, parquet_path
+
+
+def run_case(path: Path, url: str) -> None:
+    """In the child: one ingest, timed; prints its JSON line."""
+    from dispatcher.config import load_settings
+    from dispatcher.db import make_engine, migrate
+    from dispatcher.loader import create_campaign
+
+    engine = make_engine(url)
+    migrate(engine)
+    settings = load_settings()
+    started = time.perf_counter()
+    summary = create_campaign(
+        engine, settings, path, provider="timetochat", sender="0936000000", template=TEMPLATE
+    )
+    elapsed = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps({"ingest_s": elapsed, "valid": summary.estimate.valid, "peak_rss_mb": peak_mb})
+    )
+
+
+def _postgres_schema() -> tuple[str, str] | None:
+    import sqlalchemy
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.OperationalError:
+        return None
+    finally:
+        admin.dispose()
+    return schema, f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(schema: str) -> None:
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--case", nargs=2, metavar=("FILE", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        run_case(Path(args.case[0]), args.case[1])
+        return
+    csv_path, parquet_path = generate(args.rows)
+    started = time.perf_counter()
+    pd.read_csv(csv_path, engine="pyarrow", sep=";", dtype=str)
+    raw_read_s = time.perf_counter() - started
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, path in (("csv", csv_path), ("parquet", parquet_path)):
+            databases: list[tuple[str, str, str | None]] = [
+                ("sqlite", f"sqlite:///{Path(tmp) / f'{label}.db'}", None)
+            ]
+            created = _postgres_schema()
+            if created is not None:
+                databases.append(("postgresql", created[1], created[0]))
+            for database, url, schema in databases:
+                try:
+                    child = subprocess.run(
+                        [sys.executable, __file__, "--case", str(path), url],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                        cwd=ROOT,
+                    )
+                finally:
+                    if schema is not None:
+                        _drop_schema(schema)
+                figures = json.loads(child.stdout.strip().splitlines()[-1])
+                results.append(
+                    {
+                        "file": label,
+                        "database": database,
+                        "rows": args.rows,
+                        "valid": figures["valid"],
+                        "raw_read_s": round(raw_read_s, 3),
+                        "ingest_s": round(figures["ingest_s"], 3),
+                        "rows_per_s": round(args.rows / figures["ingest_s"]),
+                        "ratio_to_raw_read": round(figures["ingest_s"] / raw_read_s, 1),
+                        "peak_rss_mb": round(figures["peak_rss_mb"], 1),
+                    }
+                )
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

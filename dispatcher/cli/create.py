@@ -1,0 +1,76 @@
+"""``dispatcher campaign create FILE``: store a draft campaign from a recipient file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from dispatcher.cli.estimate import progress_bar, render_estimate
+
+__all__ = ["create"]
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--provider", required=True, type=click.Choice(["bytehand", "timetochat"]))
+@click.option("--sender", required=True, help="Sender name (ByteHand) or 09 3X number (TTC).")
+@click.option("--text", "template", required=True, help="Message, e.g. 'Bonjour {first_name}'.")
+@click.option("--name", default=None, help="Campaign name (default: the file name).")
+@click.option("--start-at", default=None, help="ISO date-time with zone: start then.")
+@click.option("--send-after", default=None, help="ISO date-time with zone: provider holds it.")
+@click.option("--validity", default=None, help="ISO date-time with zone: undelivered after.")
+@click.option("--phone-column", default=None, help="Column of the numbers (default: guessed).")
+@click.option("--region", default=None, help="Region of numbers without +country (e.g. FR).")
+@click.option("--smart-encoding", is_flag=True, help="Replace typographic quotes etc. by GSM-7.")
+@click.option("--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (CSV).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create(
+    *,
+    file: Path,
+    provider: str,
+    sender: str,
+    template: str,
+    name: str | None,
+    start_at: str | None,
+    send_after: str | None,
+    validity: str | None,
+    phone_column: str | None,
+    region: str | None,
+    smart_encoding: bool,
+    rejects: Path | None,
+    as_json: bool,
+) -> None:
+    """Store FILE's valid recipients as a draft campaign and print its id."""
+    from dispatcher.config import load_settings
+    from dispatcher.db import make_engine, migrate
+    from dispatcher.loader import create_campaign
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with progress_bar(file, enabled=not as_json) as progress:
+        summary = create_campaign(
+            engine,
+            settings,
+            file,
+            provider=provider,
+            sender=sender,
+            template=template,
+            name=name,
+            start_at=start_at,
+            send_after=send_after,
+            validity=validity,
+            phone_column=phone_column,
+            region=region,
+            smart_encoding=smart_encoding,
+            rejects_path=rejects,
+            progress=progress,
+        )
+    engine.dispose()
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
+    else:
+        render_estimate(summary.to_json(), f"campaign {summary.id} ({summary.name})")
+        click.echo(summary.id)

@@ -1,0 +1,107 @@
+"""``dispatcher estimate FILE``: what a recipient file would give, without storing anything."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dispatcher.ingest import Estimate, Progress
+
+__all__ = ["estimate", "progress_bar", "render_estimate"]
+
+_BAR_FROM_BYTES = 5 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def progress_bar(path: Path, *, enabled: bool) -> Iterator[Progress | None]:
+    """A rich bar on stderr for files worth waiting for (> 5 MB); nothing otherwise."""
+    if not enabled or not path.is_file() or path.stat().st_size < _BAR_FROM_BYTES:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    with Bar(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"reading {path.name}", total=None)
+
+        def update(done: int, expected: int) -> None:
+            bar.update(task, completed=done, total=max(expected, done))
+
+        yield update
+
+
+def render_estimate(figures: dict[str, Any], title: str) -> None:
+    """The figures as a readable table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in ("id", "rows", "valid", "duplicates", "suppressed", "parts", "cost"):
+        if key in figures:
+            table.add_row(key, str(figures[key]))
+    for reason, count in figures["invalid"].items():
+        table.add_row(f"rejected: {reason}", str(count))
+    for encoding, count in figures["encodings"].items():
+        table.add_row(f"encoding {encoding}", str(count))
+    for parts, count in figures["parts_histogram"].items():
+        table.add_row(f"messages of {parts} part(s)", str(count))
+    for ch, info in figures["ucs2_forcing"].items():
+        table.add_row(f"UCS-2 forced by {ch!r} ({info['name']})", str(info["messages"]))
+    if figures.get("parts_saved") is not None:
+        table.add_row("parts saved by smart encoding", str(figures["parts_saved"]))
+    Console().print(table)
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--text", "template", required=True, help="Message, e.g. 'Bonjour {first_name}'.")
+@click.option("--provider", required=True, type=click.Choice(["bytehand", "timetochat"]))
+@click.option("--phone-column", default=None, help="Column of the numbers (default: guessed).")
+@click.option("--region", default=None, help="Region of numbers without +country (e.g. FR).")
+@click.option("--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (CSV).")
+@click.option("--smart-encoding", is_flag=True, help="Replace typographic quotes etc. by GSM-7.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def estimate(
+    *,
+    file: Path,
+    template: str,
+    provider: str,
+    phone_column: str | None,
+    region: str | None,
+    rejects: Path | None,
+    smart_encoding: bool,
+    as_json: bool,
+) -> None:
+    """Count valid, duplicate and opted-out recipients, SMS parts and cost of FILE."""
+    from dispatcher import loader
+    from dispatcher.config import load_settings
+    from dispatcher.db import make_engine, migrate
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with progress_bar(file, enabled=not as_json) as progress:
+        figures: Estimate = loader.estimate(
+            settings,
+            file,
+            provider=provider,
+            template=template,
+            phone_column=phone_column,
+            region=region,
+            smart_encoding=smart_encoding,
+            rejects_path=rejects,
+            engine=engine,
+            progress=progress,
+        )
+    engine.dispose()
+    if as_json:
+        click.echo(json.dumps(figures.to_json(), ensure_ascii=False))
+    else:
+        render_estimate(figures.to_json(), f"{file.name} via {provider}")
