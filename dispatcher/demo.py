@@ -30,7 +30,9 @@ FIRST_NAMES = ("Camille", "Léa", "Hugo", "Chloé", "Louis", "Zoé", "Иван",
 
 
 def _french(rand: random.Random) -> str:
-    digits = f"{rand.choice('67')}{rand.randrange(10**8):08d}"
+    # Allocated metropolitan mobile ranges (06 0-8, 07 3-8): others are rightly refused.
+    prefix = rand.choice(("6" + str(rand.randrange(9)), "7" + str(rand.randrange(3, 9))))
+    digits = f"{prefix}{rand.randrange(10**7):07d}"
     shapes = (
         f"0{digits}",
         f"+33{digits}",
@@ -44,7 +46,8 @@ def _french(rand: random.Random) -> str:
 def _russian(rand: random.Random) -> str:
     digits = f"9{rand.randrange(10**9):09d}"
     return rand.choice(
-        (f"+7{digits}", f"8 ({digits[:3]}) {digits[3:6]}-{digits[6:8]}-{digits[8:]}")
+        # International form: a national "8 (9xx) ..." cannot be read under region FR.
+        (f"+7{digits}", f"+7 ({digits[:3]}) {digits[3:6]}-{digits[6:8]}-{digits[8:]}")
     )
 
 

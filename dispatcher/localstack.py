@@ -36,7 +36,7 @@ from dispatcher.sandbox import (
     create_timetochat_app,
     serve_in_thread,
 )
-from dispatcher.states import CampaignState
+from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState
 
 __all__ = ["LocalStack", "StackOptions"]
 
@@ -197,6 +197,29 @@ class LocalStack:
     def report(self, campaign_id: int) -> dict[str, Any]:
         with session_scope(self.runtime.sessions) as session:
             return campaigns.report(session, campaign_id)
+
+    def restart_redis(self, down_s: float) -> None:
+        """Stop the stack's own Redis (losing every broker message and limiter window) and
+        start it again on the same port ``down_s`` later."""
+        if self._redis is None:
+            raise RuntimeError("restart_redis needs the stack's own Redis (redis_url=None)")
+        self._redis.stop()
+        time.sleep(down_s)
+        self._redis.start()
+
+    def unsettled(self, campaign_id: int) -> int:
+        """Messages neither final nor in doubt: work still in the pipeline."""
+        counts = self.report(campaign_id)["counts"]
+        return sum(n for s, n in counts.items() if s not in FINAL_MESSAGE_STATES | {"in_doubt"})
+
+    def wait_settled(self, campaign_ids: list[int], timeout: float) -> None:
+        """Wait until every message is final or in doubt (raises on timeout)."""
+        deadline = time.monotonic() + timeout
+        while any(self.unsettled(cid) for cid in campaign_ids):
+            if time.monotonic() > deadline:
+                reports = {cid: self.report(cid)["counts"] for cid in campaign_ids}
+                raise TimeoutError(f"not settled after {timeout:.0f} s: {reports}")
+            time.sleep(0.5)
 
     def wait_done(self, campaign_ids: list[int], timeout: float) -> dict[int, dict[str, Any]]:
         """Wait until every campaign is completed; their reports (raises on timeout)."""
