@@ -1,0 +1,144 @@
+"""Reading recipient files and the estimate pipeline: encodings, delimiters, reasons, counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dispatcher.config import load_settings
+from dispatcher.errors import InputError
+from dispatcher.loader import estimate
+from dispatcher.reading import open_table
+from dispatcher.templates import compile_template
+
+SETTINGS = load_settings({})
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    table = open_table(path)
+    return [row for chunk in table.chunks for row in chunk.frame.to_dict("records")]
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        ("téléphone;prénom\n0601020304;Hélène\n", "cp1252"),
+        ("\ufeffphone,first_name\n0601020304,Hélène\n", "utf-8"),
+        ("phone\tfirst_name\n0601020304\tHélène\n", "utf-8"),
+        ("phone|first_name\n0601020304|Hélène\n", "utf-8"),
+        ("phone;first_name\n\n 0601020304 ; Hélène \n\n", "utf-8"),
+        ("phone,first_name\r\n0601020304,Hélène\r\n", "utf-16"),
+    ],
+)
+def test_csv_variants(tmp_path: Path, content: str, encoding: str) -> None:
+    """Excel's exports all give the same stripped string cells."""
+    path = tmp_path / "f.csv"
+    path.write_bytes(content.encode(encoding))
+    rows = _rows(path)
+    assert [list(row.values()) for row in rows] == [["0601020304", "Hélène"]]
+
+
+def test_quoted_newlines(tmp_path: Path) -> None:
+    """A quoted cell may hold the delimiter and a newline."""
+    path = tmp_path / "f.csv"
+    path.write_text('phone,note\n0601020304,"a, b\nc"\n0601020305,x\n', encoding="utf-8")
+    assert [row["note"] for row in _rows(path)] == ["a, b\nc", "x"]
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01\x02garbage\xff" * 10, b"PAR1truncated"])
+def test_not_a_table(tmp_path: Path, content: bytes) -> None:
+    """Binary garbage and a truncated Parquet are one-line input errors."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(content)
+    with pytest.raises(InputError):
+        _rows(path)
+
+
+def test_parquet_int64_numbers(tmp_path: Path) -> None:
+    """Numbers stored as int64 come back as digits, leading zero recovered by the region."""
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"msisdn": pa.array([33601020304, 601020304], pa.int64())}), path)
+    figures = estimate(SETTINGS, path, provider="bytehand", template="Hi")
+    assert figures.valid == 1 and figures.duplicates == 1
+
+
+def _estimate(tmp_path: Path, lines: list[str], template: str = "Bonjour {first_name}", **kw):
+    path = tmp_path / "f.csv"
+    path.write_text("\n".join(["phone;first_name", *lines]) + "\n", encoding="utf-8")
+    return estimate(SETTINGS, path, provider="timetochat", template=template, **kw)
+
+
+def test_counts_and_rejects(tmp_path: Path) -> None:
+    """Invalid, duplicate and too-long rows are counted and written to the rejects file."""
+    rejects = tmp_path / "rejects.csv"
+    figures = _estimate(
+        tmp_path,
+        ["0601020304;Anne", "06 01 02 03 04;Bis", "0140000000;Fixe", "junk;X", "0601020305;"],
+        rejects_path=rejects,
+    )
+    assert (figures.rows, figures.valid, figures.duplicates) == (5, 2, 1)
+    assert figures.invalid == {"not_a_mobile": 1, "invalid_number": 1}
+    rows = list(csv.reader(io.StringIO(rejects.read_text(encoding="utf-8"))))
+    assert rows == [
+        ["line", "phone", "reason"],
+        ["2", "06 01 02 03 04", "duplicate of line 1"],
+        ["3", "0140000000", "not_a_mobile"],
+        ["4", "junk", "invalid_number"],
+    ]
+
+
+def test_empty_value_and_default(tmp_path: Path) -> None:
+    """An empty cell renders empty, or as the placeholder's default."""
+    template = compile_template("Bonjour {first_name|client}{{ok}}", ["phone", "first_name"])
+    frame = pd.DataFrame({"phone": ["1", "2"], "first_name": ["Anne", ""]})
+    assert list(template.render(frame)) == ["Bonjour Anne{ok}", "Bonjour client{ok}"]
+
+
+def test_unknown_placeholder(tmp_path: Path) -> None:
+    """A placeholder with no column names it and the columns seen."""
+    with pytest.raises(InputError, match=r"\{city\}.*phone, first_name"):
+        _estimate(tmp_path, ["0601020304;Anne"], template="Hi {city}")
+
+
+def test_no_phone_column(tmp_path: Path) -> None:
+    """No recognisable phone column: the error lists the columns."""
+    path = tmp_path / "f.csv"
+    path.write_text("name;city\nA;B\n", encoding="utf-8")
+    with pytest.raises(InputError, match="name, city"):
+        estimate(SETTINGS, path, provider="bytehand", template="Hi")
+
+
+def test_ucs2_and_smart_encoding(tmp_path: Path) -> None:
+    """Typographic quotes force UCS-2, and smart encoding wins the parts back."""
+    text = "C’est l’offre « ça » " + "x" * 50
+    plain = _estimate(tmp_path, ["0601020304;A"], template=text)
+    assert plain.encodings == {"UCS-2": 1} and "’" in plain.ucs2_forcing
+    smart = _estimate(tmp_path, ["0601020304;A"], template=text, smart_encoding=True)
+    assert smart.encodings == {"UCS-2": 1}  # ç keeps it UCS-2: all or nothing
+    smart2 = _estimate(
+        tmp_path, ["0601020304;A"], template=text.replace("ç", "c"), smart_encoding=True
+    )
+    assert smart2.encodings == {"GSM-7": 1} and smart2.parts_saved == 1
+
+
+def test_over_limit(tmp_path: Path) -> None:
+    """A text over TimeToChat's 528 UCS-2 characters is rejected with check_limits' reason."""
+    figures = _estimate(tmp_path, ["0601020304;" + "ç" * 600, "0601020305;A"])
+    assert figures.valid == 1 and figures.invalid == {"text_too_long": 1}
+
+
+def test_fast_text_analysis_matches_sms(tmp_path: Path) -> None:
+    """Vectorised GSM-7 counting equals sms.analyze across the part boundaries."""
+    from dispatcher import sms
+
+    names = ["a" * n for n in (1, 60, 100, 120, 200, 400)] + ["€" * 80, "é" * 80]
+    figures = _estimate(tmp_path, [f"06010203{i:02d};{n}" for i, n in enumerate(names)])
+    sizes = SETTINGS.timetochat.parts
+    expected = sum(sms.analyze(f"Bonjour {n}", sizes).parts for n in names)
+    assert figures.parts == expected
