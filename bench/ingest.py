@@ -38,7 +38,7 @@ def _number(rnd: random.Random) -> str:
     if rnd.random() < 0.01:
         return rnd.choice(["n/a", "", "12345", "06 12", "+99912345678", "abc"])
     if rnd.random() < 0.7:
-        national = f"{rnd.choice(['6', '7'])}{rnd.choice(['0', '1', '4', '5', '6', '8'])}"
+        national = rnd.choice(["60", "61", "62", "64", "65", "66", "67", "68", "75", "76", "78"])
         national += f"{rnd.randrange(10**7):07d}"
         shape = rnd.randrange(5)
         if shape == 0:

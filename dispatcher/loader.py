@@ -17,8 +17,6 @@ on SQLite.
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -225,44 +223,6 @@ def create_campaign(
             update(Campaign).where(Campaign.id == campaign_id).values(estimate=figures.to_json())
         )
     return CampaignSummary(campaign_id, campaign_name, figures)
-
-
-def _ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
-    """``batches`` computed by a thread while the caller writes the previous ones.
-
-    The database driver releases the GIL while SQLite or PostgreSQL works, so reading and
-    normalising the next chunk overlaps with storing this one. At most ``depth`` batches wait,
-    so memory stays bounded; an error in either side stops both and is raised here.
-    """
-    done = object()
-    channel: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        channel.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            channel.put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            channel.put(exc)
-
-    worker = threading.Thread(target=produce, name="ingest-reader", daemon=True)
-    worker.start()
-    try:
-        while (item := channel.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 def _rows(campaign_id: int, batch: Batch, price: float, stamp: Any) -> list[tuple[Any, ...]]:
