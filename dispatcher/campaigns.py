@@ -78,7 +78,9 @@ def start(session: Session, campaign_id: int, now: datetime) -> CampaignState:
     target = C.SCHEDULED if campaign.start_at and campaign.start_at > now else C.RUNNING
     if target == C.SCHEDULED and campaign.state == C.SCHEDULED:
         return target
-    if not _move_campaign(session, campaign_id, target, now, started_at=now):
+    # Only a campaign that runs has started: a scheduled one gets started_at from start_due.
+    started = {"started_at": now} if target == C.RUNNING else {}
+    if not _move_campaign(session, campaign_id, target, now, **started):
         raise _refuse(get_campaign(session, campaign_id), "start")
     return target
 
@@ -146,7 +148,8 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
     """Ops settle sends whose outcome cannot be known.
 
     ``resend``: the operator has checked (provider dashboard, recipient) that they did not go
-    out, and sends them again. Otherwise they are declared sent (``sent``, polled no more).
+    out, and sends them again. Otherwise they are declared sent (``sent``, then polled until a
+    final state or the polling deadline, like any submitted message).
     """
     campaign = get_campaign(session, campaign_id)
     doubtful = list(
@@ -161,7 +164,17 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
         if moved and campaign.state == C.COMPLETED:
             _move_campaign(session, campaign_id, C.RUNNING, now, finished_at=None)
     else:
-        moved = move(session, doubtful, M.SENT, last_error="marked sent by ops", updated_at=now)
+        # ``sent`` is not final: poll it like any submitted message (submitted_at starts the
+        # polling deadline), or it would stay sent forever and the campaign never complete.
+        moved = move(
+            session,
+            doubtful,
+            M.SENT,
+            last_error="marked sent by ops",
+            submitted_at=now,
+            next_poll_at=now,
+            updated_at=now,
+        )
     return len(moved)
 
 

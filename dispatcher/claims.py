@@ -88,11 +88,15 @@ def claim_window(session: Session, campaign: Campaign, limit: int, now: datetime
         .order_by(Message.id)
         .limit(limit)
     )
+    chosen: Any = due.scalar_subquery()
     if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # Materialised once: as a plain IN (subquery) PostgreSQL may plan a semi-join that
+        # rescans the LIMIT ... SKIP LOCKED subquery per row and claims more than ``limit``.
+        locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        chosen = select(locked.c.id)
     statement = (
         update(Message)
-        .where(Message.id.in_(due.scalar_subquery()), Message.state == M.PENDING)
+        .where(Message.id.in_(chosen), Message.state == M.PENDING)
         .values(state=M.QUEUED, queued_at=now)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
@@ -130,9 +134,16 @@ def claim_for_send(session: Session, ids: Sequence[int], now: datetime) -> list[
     return sorted((ClaimedMessage(*row) for row in rows), key=lambda m: m.id)
 
 
-def _bulk(session: Session, target: MessageState, rows: list[dict[str, Any]], **values: Any) -> int:
-    """Per-row values for many messages, each moved only from a state allowed to reach
-    ``target``; returns how many rows were updated."""
+def _bulk(
+    session: Session,
+    target: MessageState,
+    rows: list[dict[str, Any]],
+    *,
+    sources: frozenset[MessageState] | None = None,
+    **values: Any,
+) -> int:
+    """Per-row values for many messages, each moved only from ``sources`` (default: every
+    state allowed to reach ``target``); returns how many rows were updated."""
     if not rows:
         return 0
     statement = (
@@ -140,7 +151,10 @@ def _bulk(session: Session, target: MessageState, rows: list[dict[str, Any]], **
         .where(
             and_(
                 Message.__table__.c.id == bindparam("mid"),
-                Message.__table__.c.state.in_(sources_of(target)),
+                # Not ``IN``: an expanding parameter cannot be used with executemany().
+                or_(
+                    *(Message.__table__.c.state == s for s in sorted(sources or sources_of(target)))
+                ),
             )
         )
         .values(state=target, **values)
@@ -185,10 +199,13 @@ def record_failed(
 def record_retry(session: Session, retries: Sequence[Retry], now: datetime) -> int:
     """Nothing reached the provider: back to ``pending``, claimable again after ``not_before``."""
     rows = [{"mid": r.id, "reason": r.reason, "nb": r.not_before} for r in retries]
+    # Only the sender's own claim (or the in-doubt the sweeper made of it: the worker knows
+    # nothing went out). sources_of(PENDING) would also revive queued and failed messages.
     return _bulk(
         session,
         M.PENDING,
         rows,
+        sources=frozenset({M.SENDING, M.IN_DOUBT}),
         last_error=bindparam("reason"),
         not_before=bindparam("nb"),
         updated_at=now,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -63,8 +63,10 @@ def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, 
     """INSERT ... ON CONFLICT DO NOTHING on both backends; True if the row is new."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model).values(**values).on_conflict_do_nothing()
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: on PostgreSQL the ORM adds its own RETURNING and the driver then
+    # reports rowcount -1, which made every duplicate look new.
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(model.id)
+    return session.execute(statement).first() is not None
 
 
 def _find(session: Session, report: Report) -> Message | None:
@@ -117,6 +119,10 @@ def apply_report(session: Session, report: Report, now: datetime) -> Applied:
         values["submitted_at"] = now
     if report.state in FINAL_MESSAGE_STATES:
         values |= {"final_at": now, "next_poll_at": None}
+    elif message.next_poll_at is None:
+        # Settled from in_doubt (or sending) without a final word: nothing scheduled a poll,
+        # so without one it would stay sent forever and its campaign would never finish.
+        values["next_poll_at"] = now
     moved = session.execute(
         update(Message)
         .where(Message.id == message.id, Message.state == current)
@@ -151,7 +157,15 @@ def store_inbound(
         if reply_to_ext_ref:
             conditions.append(Message.ext_ref == reply_to_ext_ref)
         if reply_to_provider_id:
-            conditions.append(Message.provider_message_id == reply_to_provider_id)
+            # A provider id is unique only within its provider (as _find matches reports).
+            conditions.append(
+                and_(
+                    Message.provider_message_id == reply_to_provider_id,
+                    Message.campaign_id.in_(
+                        select(Campaign.id).where(Campaign.provider == provider)
+                    ),
+                )
+            )
         reply_to = session.scalar(select(Message.id).where(or_(*conditions)).limit(1))
     return _insert_ignoring_duplicates(
         session,

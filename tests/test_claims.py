@@ -1,0 +1,389 @@
+"""Claims and send outcomes on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from dispatcher.claims import (
+    Retry,
+    claim_for_send,
+    claim_window,
+    in_flight,
+    move,
+    record_failed,
+    record_in_doubt,
+    record_retry,
+    record_submitted,
+    sweep_stuck,
+)
+from dispatcher.models import Campaign, Message, utcnow
+from dispatcher.states import CampaignState, MessageState
+
+M = MessageState
+NOW = utcnow()
+
+Seed = Callable[..., tuple[int, list[int]]]
+
+
+@pytest.fixture
+def seed(db_engine: Engine) -> Iterator[Seed]:
+    """A factory: a campaign with one message per given state; returns (campaign id, ids)."""
+    refs = itertools.count()
+
+    def make(
+        *states: MessageState, campaign: dict[str, Any] | None = None, **fields: Any
+    ) -> tuple[int, list[int]]:
+        with Session(db_engine) as session:
+            row = Campaign(
+                name="c",
+                sender="SMSINFO",
+                template="Hi",
+                **({"provider": "bytehand", "state": CampaignState.RUNNING} | (campaign or {})),
+            )
+            session.add(row)
+            session.flush()
+            messages = [
+                Message(
+                    campaign_id=row.id,
+                    line=line,
+                    phone=f"+336010203{line:02d}",
+                    text="Hi",
+                    encoding="GSM-7",
+                    parts=1,
+                    state=state,
+                    ext_ref=f"ref-{next(refs)}",
+                    **fields,
+                )
+                for line, state in enumerate(states)
+            ]
+            session.add_all(messages)
+            session.commit()
+            return row.id, [m.id for m in messages]
+
+    yield make
+
+
+def fetch(engine: Engine, ids: list[int]) -> list[Message]:
+    with Session(engine) as session:
+        return list(
+            session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id))
+        )
+
+
+def states(engine: Engine, ids: list[int]) -> list[str]:
+    return [m.state for m in fetch(engine, ids)]
+
+
+def campaign_of(session: Session, campaign_id: int) -> Campaign:
+    found = session.get(Campaign, campaign_id)
+    assert found is not None
+    return found
+
+
+def claim(engine: Engine, campaign_id: int, limit: int) -> list[int]:
+    with Session(engine) as session:
+        ids = claim_window(session, campaign_of(session, campaign_id), limit, NOW)
+        session.commit()
+    return ids
+
+
+def test_claim_window_takes_due_pending_only(db_engine: Engine, seed: Seed) -> None:
+    """Only pending messages with no or a past not_before are queued."""
+    cid, ids = seed(M.PENDING, M.PENDING, M.PENDING, M.QUEUED, M.FAILED)
+    with Session(db_engine) as session:
+        session.get(Message, ids[1]).not_before = NOW - timedelta(seconds=1)  # type: ignore[union-attr]
+        session.get(Message, ids[2]).not_before = NOW + timedelta(seconds=1)  # type: ignore[union-attr]
+        session.commit()
+    assert claim(db_engine, cid, 10) == ids[:2]
+    assert states(db_engine, ids) == [M.QUEUED, M.QUEUED, M.PENDING, M.QUEUED, M.FAILED]
+    assert all(m.queued_at == NOW for m in fetch(db_engine, ids[:2]))
+
+
+def test_claim_window_respects_the_limit(db_engine: Engine, seed: Seed) -> None:
+    """At most ``limit`` messages are taken, oldest first."""
+    cid, ids = seed(*[M.PENDING] * 5)
+    assert claim(db_engine, cid, 3) == ids[:3]
+    assert claim(db_engine, cid, 3) == ids[3:]
+    assert claim(db_engine, cid, 3) == []
+
+
+def test_claim_window_without_room_takes_nothing(db_engine: Engine, seed: Seed) -> None:
+    """A full window (no room, or less than none) claims nothing."""
+    cid, ids = seed(M.PENDING)
+    assert claim(db_engine, cid, 0) == claim(db_engine, cid, -1) == []
+    assert states(db_engine, ids) == [M.PENDING]
+
+
+def test_claim_window_stays_in_its_campaign(db_engine: Engine, seed: Seed) -> None:
+    """Another campaign's pending messages are not taken."""
+    cid, ids = seed(M.PENDING)
+    _, other = seed(M.PENDING)
+    assert claim(db_engine, cid, 10) == ids
+    assert states(db_engine, other) == [M.PENDING]
+
+
+def test_concurrent_claimers_split_the_window(db_engine: Engine, seed: Seed) -> None:
+    """A claimer running while another holds its claim open gets other messages."""
+    cid, ids = seed(*[M.PENDING] * 10)
+    results: dict[str, list[int]] = {}
+    with Session(db_engine) as first:
+        results["first"] = claim_window(first, campaign_of(first, cid), 5, NOW)
+        # On PostgreSQL the second skips the locked rows; on SQLite it waits for our commit.
+        second = threading.Thread(target=lambda: results.update(second=claim(db_engine, cid, 5)))
+        second.start()
+        time.sleep(0.2)
+        first.commit()
+    second.join(timeout=30)
+    assert not set(results["first"]) & set(results["second"])
+    assert sorted(results["first"] + results["second"]) == ids
+
+
+def test_many_concurrent_claimers_claim_each_message_once(db_engine: Engine, seed: Seed) -> None:
+    """Four feeders racing over one campaign claim every message exactly once."""
+    cid, ids = seed(*[M.PENDING] * 40)
+    barrier = threading.Barrier(4)
+    claimed: list[list[int]] = [[] for _ in range(4)]
+
+    def feeder(slot: int) -> None:
+        barrier.wait()
+        while batch := claim(db_engine, cid, 3):
+            claimed[slot].extend(batch)
+
+    threads = [threading.Thread(target=feeder, args=(slot,)) for slot in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    everything = [mid for batch in claimed for mid in batch]
+    assert sorted(everything) == ids
+    assert len(everything) == len(set(everything))
+
+
+def test_claim_for_send_takes_queued_and_counts_the_attempt(db_engine: Engine, seed: Seed) -> None:
+    """queued -> sending, with sending_at and one more attempt."""
+    _, ids = seed(M.QUEUED, M.PENDING, attempts=2)
+    with Session(db_engine) as session:
+        claimed = claim_for_send(session, ids, NOW)
+        session.commit()
+    assert [(c.id, c.attempts, c.ext_ref) for c in claimed] == [(ids[0], 3, "ref-0")]
+    [sending, pending] = fetch(db_engine, ids)
+    assert (sending.state, sending.sending_at, sending.attempts) == (M.SENDING, NOW, 3)
+    assert (pending.state, pending.attempts) == (M.PENDING, 2)
+
+
+def test_redelivered_task_claims_nothing(db_engine: Engine, seed: Seed) -> None:
+    """A second claim with the same ids returns nothing: a redelivered task sends nothing."""
+    _, ids = seed(M.QUEUED, M.QUEUED)
+    with Session(db_engine) as session:
+        assert len(claim_for_send(session, ids, NOW)) == 2
+        session.commit()
+    with Session(db_engine) as session:
+        assert claim_for_send(session, ids, NOW) == []
+    assert [m.attempts for m in fetch(db_engine, ids)] == [1, 1]
+
+
+def test_claim_for_send_of_no_ids_is_empty() -> None:
+    """An empty task claims nothing without touching the database."""
+    with Session() as session:  # unbound: any query would raise
+        assert claim_for_send(session, [], NOW) == []
+
+
+def test_record_submitted_keeps_the_provider_id(db_engine: Engine, seed: Seed) -> None:
+    """sending -> submitted with the provider id, submitted_at and the first poll time."""
+    _, ids = seed(M.SENDING, last_error="earlier")
+    poll_at = NOW + timedelta(minutes=1)
+    with Session(db_engine) as session:
+        assert record_submitted(session, [(ids[0], "pid-1")], NOW, poll_at) == 1
+        session.commit()
+    [message] = fetch(db_engine, ids)
+    assert (message.state, message.provider_message_id) == (M.SUBMITTED, "pid-1")
+    assert (message.submitted_at, message.next_poll_at, message.last_error) == (NOW, poll_at, None)
+
+
+def test_record_submitted_batch_keeps_each_provider_id(db_engine: Engine, seed: Seed) -> None:
+    """A send_multi batch records every recipient with its own id, skipping the unclaimed."""
+    _, ids = seed(M.SENDING, M.SENDING, M.PENDING)
+    with Session(db_engine) as session:
+        accepted = [(mid, f"pid-{n}") for n, mid in enumerate(ids)]
+        assert record_submitted(session, accepted, NOW, NOW) == 2
+        session.commit()
+    assert [(m.state, m.provider_message_id) for m in fetch(db_engine, ids)] == [
+        (M.SUBMITTED, "pid-0"),
+        (M.SUBMITTED, "pid-1"),
+        (M.PENDING, None),
+    ]
+
+
+def test_record_retry_batch_keeps_each_not_before(db_engine: Engine, seed: Seed) -> None:
+    """Several retries in one call each keep their own reason and not_before."""
+    _, ids = seed(M.SENDING, M.SENDING)
+    later = [NOW + timedelta(seconds=5), NOW + timedelta(seconds=50)]
+    with Session(db_engine) as session:
+        retries = [Retry(mid, f"busy {n}", later[n]) for n, mid in enumerate(ids)]
+        assert record_retry(session, retries, NOW) == 2
+        session.commit()
+    assert [(m.state, m.last_error, m.not_before) for m in fetch(db_engine, ids)] == [
+        (M.PENDING, "busy 0", later[0]),
+        (M.PENDING, "busy 1", later[1]),
+    ]
+
+
+def test_record_submitted_after_the_sweeper_still_records(db_engine: Engine, seed: Seed) -> None:
+    """A slow worker's answer settles the in-doubt send the sweeper made of it."""
+    _, ids = seed(M.SENDING, sending_at=NOW - timedelta(hours=1))
+    with Session(db_engine) as session:
+        sweep_stuck(
+            session, NOW, sending_timeout=timedelta(minutes=2), queued_timeout=timedelta(minutes=5)
+        )
+        session.commit()
+    assert states(db_engine, ids) == [M.IN_DOUBT]
+    with Session(db_engine) as session:
+        assert record_submitted(session, [(ids[0], "pid-1")], NOW, NOW) == 1
+        session.commit()
+    [message] = fetch(db_engine, ids)
+    assert (message.state, message.provider_message_id) == (M.SUBMITTED, "pid-1")
+
+
+def test_record_submitted_ignores_other_states(db_engine: Engine, seed: Seed) -> None:
+    """Only a message being sent (or in doubt) can become submitted."""
+    others = [M.PENDING, M.QUEUED, M.DELIVERED, M.FAILED, M.CANCELLED]
+    _, ids = seed(*others)
+    with Session(db_engine) as session:
+        assert record_submitted(session, [(mid, "pid") for mid in ids], NOW, NOW) == 0
+        session.commit()
+    assert [(m.state, m.provider_message_id) for m in fetch(db_engine, ids)] == [
+        (state, None) for state in others
+    ]
+
+
+def test_record_failed_stores_reason_and_kind(db_engine: Engine, seed: Seed) -> None:
+    """sending -> failed with the reason, final_at and whether ops may retry it."""
+    _, ids = seed(M.SENDING, M.SENDING)
+    with Session(db_engine) as session:
+        assert record_failed(session, [(ids[0], "bytehand:12 bad")], NOW, transient=False) == 1
+        assert record_failed(session, [(ids[1], "busy (after 6)")], NOW, transient=True) == 1
+        session.commit()
+    assert [
+        (m.state, m.last_error, m.error_transient, m.final_at) for m in fetch(db_engine, ids)
+    ] == [
+        (M.FAILED, "bytehand:12 bad", False, NOW),
+        (M.FAILED, "busy (after 6)", True, NOW),
+    ]
+
+
+def test_record_failed_ignores_other_states(db_engine: Engine, seed: Seed) -> None:
+    """Only a message being sent can fail."""
+    others = [M.PENDING, M.QUEUED, M.IN_DOUBT, M.SUBMITTED]
+    _, ids = seed(*others)
+    with Session(db_engine) as session:
+        assert record_failed(session, [(mid, "x") for mid in ids], NOW, transient=False) == 0
+        session.commit()
+    assert states(db_engine, ids) == others
+
+
+def test_record_retry_puts_back_to_pending(db_engine: Engine, seed: Seed) -> None:
+    """sending -> pending with the reason and a not_before."""
+    _, ids = seed(M.SENDING)
+    later = NOW + timedelta(seconds=30)
+    with Session(db_engine) as session:
+        assert record_retry(session, [Retry(ids[0], "busy", later)], NOW) == 1
+        session.commit()
+    [message] = fetch(db_engine, ids)
+    assert (message.state, message.last_error, message.not_before) == (M.PENDING, "busy", later)
+
+
+def test_record_retry_ignores_messages_not_being_sent(db_engine: Engine, seed: Seed) -> None:
+    """A late retry never touches a message another task or ops moved on."""
+    others = [M.PENDING, M.QUEUED, M.FAILED, M.SUBMITTED, M.DELIVERED, M.CANCELLED]
+    _, ids = seed(*others)
+    with Session(db_engine) as session:
+        assert record_retry(session, [Retry(mid, "busy", NOW) for mid in ids], NOW) == 0
+        session.commit()
+    assert [(m.state, m.last_error) for m in fetch(db_engine, ids)] == [
+        (state, None) for state in others
+    ]
+
+
+def test_record_retry_after_the_sweeper_releases_the_send(db_engine: Engine, seed: Seed) -> None:
+    """A worker that knows nothing went out settles the in-doubt the sweeper made of it."""
+    _, ids = seed(M.IN_DOUBT)
+    with Session(db_engine) as session:
+        assert record_retry(session, [Retry(ids[0], "busy", NOW)], NOW) == 1
+        session.commit()
+    assert states(db_engine, ids) == [M.PENDING]
+
+
+def test_record_in_doubt_only_from_sending(db_engine: Engine, seed: Seed) -> None:
+    """sending -> in_doubt with the reason; a submitted message is left alone."""
+    _, ids = seed(M.SENDING, M.SUBMITTED)
+    with Session(db_engine) as session:
+        assert record_in_doubt(session, ids, "timeout", NOW) == [ids[0]]
+        session.commit()
+    [doubted, submitted] = fetch(db_engine, ids)
+    assert (doubted.state, doubted.last_error) == (M.IN_DOUBT, "timeout")
+    assert (submitted.state, submitted.last_error) == (M.SUBMITTED, None)
+
+
+def test_sweep_stuck_repairs_only_old_work(db_engine: Engine, seed: Seed) -> None:
+    """Old sending -> in_doubt, old queued -> pending; fresh ones are left alone."""
+    old, fresh = NOW - timedelta(minutes=10), NOW - timedelta(seconds=10)
+    _, ids = seed(M.SENDING, M.SENDING, M.QUEUED, M.QUEUED, M.SUBMITTED)
+    values = [{"sending_at": old}, {"sending_at": fresh}, {"queued_at": old}, {"queued_at": fresh}]
+    with Session(db_engine) as session:
+        for mid, changes in zip(ids, values, strict=False):
+            message = session.get(Message, mid)
+            for key, value in changes.items():
+                setattr(message, key, value)
+        submitted = session.get(Message, ids[4])
+        assert submitted is not None
+        submitted.sending_at = submitted.queued_at = old
+        session.commit()
+    with Session(db_engine) as session:
+        counts = sweep_stuck(
+            session, NOW, sending_timeout=timedelta(minutes=2), queued_timeout=timedelta(minutes=5)
+        )
+        session.commit()
+    assert counts == (1, 1)
+    assert states(db_engine, ids) == [M.IN_DOUBT, M.SENDING, M.PENDING, M.QUEUED, M.SUBMITTED]
+    assert fetch(db_engine, ids)[0].last_error == "worker lost during send"
+
+
+def test_sweep_stuck_with_nothing_stuck(db_engine: Engine, seed: Seed) -> None:
+    """An idle sweep moves nothing."""
+    seed(M.PENDING, M.DELIVERED)
+    with Session(db_engine) as session:
+        assert sweep_stuck(
+            session, NOW, sending_timeout=timedelta(minutes=2), queued_timeout=timedelta(minutes=5)
+        ) == (0, 0)
+
+
+def test_move_only_from_allowed_sources(db_engine: Engine, seed: Seed) -> None:
+    """move() changes only rows whose state may reach the target."""
+    _, ids = seed(M.PENDING, M.QUEUED, M.SENDING, M.SUBMITTED)
+    with Session(db_engine) as session:
+        assert move(session, ids, M.CANCELLED) == ids[:2]
+        session.commit()
+    assert states(db_engine, ids) == [M.CANCELLED, M.CANCELLED, M.SENDING, M.SUBMITTED]
+
+
+def test_move_of_no_ids_is_empty() -> None:
+    """Moving nothing returns nothing, without touching the database."""
+    with Session() as session:  # unbound: any query would raise
+        assert move(session, [], M.CANCELLED) == []
+
+
+def test_in_flight_counts_queued_and_sending(db_engine: Engine, seed: Seed) -> None:
+    """The broker's share of a campaign is its queued and sending messages."""
+    cid, _ = seed(M.PENDING, M.QUEUED, M.QUEUED, M.SENDING, M.SUBMITTED, M.IN_DOUBT)
+    seed(M.QUEUED)
+    with Session(db_engine) as session:
+        assert in_flight(session, cid) == 3
