@@ -64,3 +64,7 @@ def demo(directory: Path | None, recipients: int) -> None:
 from dispatcher.cli.estimate import estimate  # noqa: E402
 
 main.add_command(estimate)
+
+from dispatcher.cli.web import web  # noqa: E402
+
+main.add_command(web)

@@ -1,0 +1,38 @@
+"""The process's app for ``uvicorn dispatcher.web.asgi:app`` (the Procfile's ``web``).
+
+Built lazily, on the first ASGI event (uvicorn's lifespan start-up), from
+:func:`dispatcher.runtime.current`: importing this module reads no settings and opens nothing,
+and a bad setting still fails at start-up rather than on the first request. Importing it also
+puts the secret-redacting filter on uvicorn's loggers (:mod:`dispatcher.web.logs`).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from dispatcher import runtime
+from dispatcher.web.app import create_app
+from dispatcher.web.logs import install_log_redaction
+
+__all__ = ["app"]
+
+
+class _LazyApp:
+    """An ASGI app that builds the real one on first use."""
+
+    def __init__(self) -> None:
+        self._app: FastAPI | None = None
+
+    def get(self) -> FastAPI:
+        """The real app, built on the first call (single-threaded event loop: no race)."""
+        if self._app is None:
+            self._app = create_app(runtime.current())
+        return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.get()(scope, receive, send)
+
+
+install_log_redaction()
+app = _LazyApp()

@@ -1,0 +1,48 @@
+"""Who may call what.
+
+* **JSON API**: ``Authorization: Bearer <DISPATCHER_API_TOKEN>``, compared in constant time.
+  A missing or wrong token is 401. With no token configured the API answers 503
+  ``api_disabled``: an unset secret must close the API, never open it.
+* **Dashboard**: the same token, given once as ``/?token=...``; it is then kept in an
+  ``HttpOnly``, ``SameSite=Strict`` cookie and the browser is redirected to the bare URL, so
+  the token does not linger in the address bar or history. The dashboard only reads, so a
+  cookie is safe there; the API never accepts the cookie (no cross-site POSTs with it).
+* **Webhooks** prove themselves with the provider's credentials (see
+  :mod:`dispatcher.web.webhooks`), never with the API token.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+
+from dispatcher.providers.base import secrets_match
+from dispatcher.runtime import Runtime
+from dispatcher.web.errors import ApiError
+from dispatcher.web.state import get_runtime
+
+__all__ = ["COOKIE", "require_token", "token_matches"]
+
+COOKIE = "dispatcher_token"
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dispatcher"'}
+
+
+def token_matches(runtime: Runtime, given: str) -> bool:
+    """Whether ``given`` is the API token; 503 when none is configured."""
+    expected = runtime.settings.api_token.reveal()
+    if not expected:
+        raise ApiError(
+            503,
+            "api_disabled",
+            "the API is disabled: set DISPATCHER_API_TOKEN to enable it",
+        )
+    return secrets_match(given, expected)
+
+
+def require_token(request: Request, runtime: Runtime = Depends(get_runtime)) -> None:  # noqa: B008
+    """FastAPI dependency of every API route."""
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if not token_matches(runtime, given.strip() if scheme.lower() == "bearer" else ""):
+        message = "missing bearer token" if not header else "wrong bearer token"
+        raise ApiError(401, "unauthorized", message, headers=_CHALLENGE)

@@ -1,0 +1,99 @@
+"""Constants and factories shared by the web tests (rows inserted with the models)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from dispatcher.db import session_scope
+from dispatcher.models import Campaign, InboundMessage, Message, StatusEvent
+from dispatcher.runtime import Runtime
+
+BYTEHAND_ID = "4242"
+BYTEHAND_KEY = "bytehand-secret-key-0123456789abcdef"
+SERVICE_ID = "123456"
+WEBHOOK_SECRET = "push-secret-7f3a9c"
+API_TOKEN = "api-token-5e1d0b"
+
+NOW = datetime(2024, 3, 25, 14, 0, tzinfo=UTC)
+
+
+def env_for(db_url: str, redis_url: str, state_dir: Path, **overrides: str) -> dict[str, str]:
+    """Settings environment of a test app; an override of ``""`` unsets a variable."""
+    env = {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "DISPATCHER_STATE_DIR": str(state_dir),
+        "DISPATCHER_BYTEHAND_ID": BYTEHAND_ID,
+        "DISPATCHER_BYTEHAND_KEY": BYTEHAND_KEY,
+        "DISPATCHER_TIMETOCHAT_SERVICE_ID": SERVICE_ID,
+        "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DISPATCHER_API_TOKEN": API_TOKEN,
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v}
+
+
+_lines = itertools.count(1)
+
+
+def add_campaign(
+    runtime: Runtime,
+    *,
+    provider: str = "bytehand",
+    name: str = "spring sale",
+    state: str = "running",
+    messages: Sequence[tuple[str, str | None]] = (("submitted", None),),
+) -> tuple[int, list[int]]:
+    """A campaign with one message per ``(state, provider_message_id)``; their ids."""
+    with session_scope(runtime.sessions) as session:
+        campaign = Campaign(
+            name=name, provider=provider, sender="SHOP", template="Hello", state=state
+        )
+        session.add(campaign)
+        session.flush()
+        rows = []
+        for message_state, provider_id in messages:
+            line = next(_lines)
+            rows.append(
+                Message(
+                    campaign_id=campaign.id,
+                    line=line,
+                    phone=f"+3361234{line:04d}",
+                    text="Hello",
+                    encoding="gsm7",
+                    parts=1,
+                    state=message_state,
+                    ext_ref=f"c{campaign.id}-{line}",
+                    provider_message_id=provider_id,
+                )
+            )
+        session.add_all(rows)
+        session.flush()
+        return campaign.id, [row.id for row in rows]
+
+
+def message(runtime: Runtime, message_id: int) -> Message:
+    with session_scope(runtime.sessions) as session:
+        found = session.get(Message, message_id)
+        assert found is not None
+        return found
+
+
+def events(runtime: Runtime) -> list[StatusEvent]:
+    with session_scope(runtime.sessions) as session:
+        return list(session.scalars(select(StatusEvent).order_by(StatusEvent.id)))
+
+
+def inbound(runtime: Runtime) -> list[InboundMessage]:
+    with session_scope(runtime.sessions) as session:
+        return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+
+
+def campaign_count(runtime: Runtime) -> int:
+    with session_scope(runtime.sessions) as session:
+        return len(list(session.scalars(select(Campaign.id))))
