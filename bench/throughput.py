@@ -24,29 +24,7 @@ sys.path.insert(0, str(ROOT))
 from dispatcher.demo import generate_recipients  # noqa: E402
 from dispatcher.loader import create_campaign  # noqa: E402
 from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack, StackOptions  # noqa: E402
-from dispatcher.sandbox import Lifecycle, Sandbox  # noqa: E402
-
-
-def _rates(sandbox: Sandbox, seconds: float) -> dict[str, Any]:
-    stats = next(iter(sandbox.stats().values()))
-    entries = list(sandbox.ledger)
-    span = (
-        (max(e.accepted_at for e in entries) - min(e.accepted_at for e in entries)).total_seconds()
-        if len(entries) > 1
-        else seconds
-    )
-    span = max(span, 1e-3)
-    return {
-        "calls": stats.calls_served,
-        "accepted": stats.accepted,
-        "seconds": round(span, 2),
-        "calls_per_s": round(stats.calls_served / span, 2),
-        "ratio_to_20": round(stats.calls_served / span / 20, 3),
-        "messages_per_s": round(stats.accepted / span, 1),
-        "max_calls_in_1s": stats.max_calls_in_window,
-        "rejections": stats.rate_limited,
-        "duplicates": stats.duplicates,
-    }
+from dispatcher.sandbox import Lifecycle  # noqa: E402
 
 
 def run_ours(directory: Path, workers: int, ttc: int, bytehand: int) -> dict[str, Any]:
@@ -68,8 +46,8 @@ def run_ours(directory: Path, workers: int, ttc: int, bytehand: int) -> dict[str
         stack.wait_done(list(ids.values()), timeout=900)
         elapsed = time.monotonic() - started
         return {
-            "timetochat": _rates(stack.timetochat, elapsed),
-            "bytehand": _rates(stack.bytehand, elapsed),
+            "timetochat": stack.timetochat.throughput(),
+            "bytehand": stack.bytehand.throughput(),
             "wall_s": round(elapsed, 1),
         }
 
@@ -100,7 +78,7 @@ def run_naive(directory: Path, workers: int, ttc: int) -> dict[str, Any]:
             if done >= ttc:
                 break
             time.sleep(0.5)
-        return {"timetochat": _rates(stack.timetochat, time.monotonic() - started)}
+        return {"timetochat": stack.timetochat.throughput(), "wall_s": time.monotonic() - started}
 
 
 def main() -> None:

@@ -6,11 +6,14 @@ from typing import Final
 
 __all__ = [
     "BYTEHAND",
+    "POLL_S",
     "PROVIDERS",
     "QUEUE_DEFAULT",
     "QUEUE_SEND_BYTEHAND",
     "QUEUE_SEND_TIMETOCHAT",
     "QUEUE_STATUS",
+    "SWEEP_S",
+    "TICK_S",
     "TIMETOCHAT",
     "limiter_key",
     "token_key",
@@ -27,6 +30,13 @@ QUEUE_STATUS: Final = "status"
 QUEUE_DEFAULT: Final = "default"
 
 REDIS_PREFIX: Final = "dispatcher"
+
+TICK_S: Final = 1.0
+"""Beat: start due campaigns and top up running ones."""
+POLL_S: Final = 2.0
+"""Beat: lease messages due for a status poll."""
+SWEEP_S: Final = 10.0
+"""Beat: in-doubt stuck sends, release work whose broker message was lost."""
 
 
 def limiter_key(provider: str, account: str) -> str:

@@ -28,7 +28,8 @@ from dispatcher.constants import (
 
 __all__ = ["Fleet", "beat_command", "web_command", "worker_command"]
 
-ALL_QUEUES = ",".join((QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS, QUEUE_DEFAULT))
+ALL_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS))
+"""In priority order: see ``broker_transport_options`` in :mod:`workers.app`."""
 
 
 def worker_command(name: str, *, concurrency: int = 1, pool: str = "prefork") -> list[str]:

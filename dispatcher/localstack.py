@@ -1,15 +1,16 @@
 """Everything on one machine: Redis, database, both simulators, workers, beat and the web app.
 
 The demo, the end-to-end and fault tests and the benchmarks all run campaigns through this one
-stack, so what they measure is what ``make demo`` shows. The simulators run in this process
-(their ledgers are read directly); the fleet runs as real OS processes with the Procfile's
-command lines.
+stack, so what they measure is what ``make demo`` shows. The simulators run as their own
+process (like real providers), the fleet as real OS processes with the
+Procfile's command lines; the ledgers are read through the simulators' control endpoints.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,19 +24,8 @@ from dispatcher.embedded import EmbeddedRedis, free_port
 from dispatcher.fleet import Fleet, beat_command, web_command, worker_command
 from dispatcher.models import utcnow
 from dispatcher.runtime import Runtime
-from dispatcher.sandbox import (
-    ByteHandAccount,
-    ByteHandConfig,
-    Faults,
-    Lifecycle,
-    RunningServer,
-    Sandbox,
-    TimeToChatAccount,
-    TimeToChatConfig,
-    create_bytehand_app,
-    create_timetochat_app,
-    serve_in_thread,
-)
+from dispatcher.sandbox import ByteHandAccount, Faults, Lifecycle, TimeToChatAccount
+from dispatcher.sandbox.remote import RemoteSandbox
 from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState
 
 __all__ = ["LocalStack", "StackOptions"]
@@ -58,7 +48,7 @@ class StackOptions:
     token_lifetime_s: float = 1800.0
     dispatch: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: {
-            "poll_after_s": 10,
+            "poll_after_s": 20,
             "poll_max_interval_s": 20,
             "poll_deadline_s": 60,
             "sending_timeout_s": 30,
@@ -86,41 +76,40 @@ class LocalStack:
         self.webhook_secret = secrets.token_urlsafe(16)
         self.api_token = secrets.token_urlsafe(16)
         self._redis: EmbeddedRedis | None = None
-        self._servers: list[RunningServer] = []
         self.env: dict[str, str] = {}
         self.fleet = Fleet(directory / "logs", {})
 
     # -- start and stop -------------------------------------------------------------------
 
-    def _start_simulators(self) -> tuple[str, str]:
+    def _simulator_command(self, provider: str, port: int) -> list[str]:
         web = f"http://127.0.0.1:{self.web_port}"
-        bytehand = create_bytehand_app(
-            ByteHandConfig(
-                accounts=(
-                    dataclasses.replace(BYTEHAND_ACCOUNT, callback_url=f"{web}/webhooks/bytehand"),
-                ),
-                lifecycle=self.options.lifecycle,
-                faults=self.options.faults,
-            )
-        )
-        timetochat = create_timetochat_app(
-            TimeToChatConfig(
-                accounts=(
-                    dataclasses.replace(
-                        TIMETOCHAT_ACCOUNT,
-                        push_url=f"{web}/webhooks/timetochat/{self.webhook_secret}",
-                    ),
-                ),
-                lifecycle=self.options.lifecycle,
-                faults=self.options.faults,
-                token_lifetime_s=self.options.token_lifetime_s,
-            )
-        )
-        self.bytehand: Sandbox = bytehand.state.sandbox
-        self.timetochat: Sandbox = timetochat.state.sandbox
-        for app in (bytehand, timetochat):
-            self._servers.append(serve_in_thread(app))
-        return self._servers[0].url, self._servers[1].url + "/mug/api/V1"
+        options, lifecycle = self.options, self.options.lifecycle
+        return [
+            sys.executable, "-m", "dispatcher", "sandbox", "--only", provider,
+            f"--{provider}-port", str(port),
+            "--callback-url-bytehand", f"{web}/webhooks/bytehand",
+            "--callback-url-timetochat", f"{web}/webhooks/timetochat/{self.webhook_secret}",
+            "--sent-after-s", str(lifecycle.sent_after_s),
+            "--final-after-s", str(lifecycle.final_after_s),
+            "--token-lifetime-s", str(options.token_lifetime_s),
+        ]  # fmt: skip
+
+    def _start_simulators(self) -> tuple[str, str]:
+        """Each simulator in its own process, like real providers; faults set at once."""
+        bytehand_port, timetochat_port = free_port(), free_port()
+        for provider, port in (("bytehand", bytehand_port), ("timetochat", timetochat_port)):
+            self.fleet.add(f"sandbox-{provider}", self._simulator_command(provider, port))
+            self.fleet.start(f"sandbox-{provider}")
+        bytehand_url = f"http://127.0.0.1:{bytehand_port}"
+        timetochat_url = f"http://127.0.0.1:{timetochat_port}"
+        self.bytehand = RemoteSandbox(bytehand_url)
+        self.timetochat = RemoteSandbox(timetochat_url)
+        faults = {k: v for k, v in vars(self.options.faults).items() if v != getattr(Faults(), k)}
+        for url, remote in ((bytehand_url, self.bytehand), (timetochat_url, self.timetochat)):
+            self.fleet.wait_http(f"{url}/_control/stats")
+            if faults:
+                remote.set_faults(**faults)
+        return bytehand_url, f"{timetochat_url}/mug/api/V1"
 
     def start(self) -> LocalStack:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -129,6 +118,7 @@ class LocalStack:
             self._redis = EmbeddedRedis(self.directory / "redis")
             self._redis.start()
             redis_url = self._redis.url
+        self.fleet = Fleet(self.directory / "logs", {})
         bytehand_url, timetochat_url = self._start_simulators()
         config = self.directory / "dispatcher.toml"
         config.write_text(_toml({"dispatch": self.options.dispatch}))
@@ -150,7 +140,7 @@ class LocalStack:
         self.settings: Settings = load_settings(self.env)
         self.runtime = Runtime(self.settings)
         migrate(self.runtime.engine)
-        self.fleet = Fleet(self.directory / "logs", self.env)
+        self.fleet.env.update(self.env)
         self.fleet.add("web", web_command(self.web_port))
         for index in range(self.options.workers):
             self.fleet.add(
@@ -158,15 +148,14 @@ class LocalStack:
             )
         if self.options.beat:
             self.fleet.add("beat", beat_command(self.directory / "beat-schedule"))
-        self.fleet.start_all()
+        for name in self.fleet.commands:
+            if not name.startswith("sandbox"):
+                self.fleet.start(name)
         self.fleet.wait_http(f"http://127.0.0.1:{self.web_port}/healthz")
         return self
 
     def stop(self) -> None:
         self.fleet.stop_all()
-        for server in self._servers:
-            server.stop()
-        self._servers.clear()
         if "runtime" in vars(self):
             self.runtime.close()
         if self._redis is not None:

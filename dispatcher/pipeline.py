@@ -209,11 +209,13 @@ def poll(runtime: Runtime, provider: str, message_ids: Sequence[int]) -> int:
     dispatch = runtime.settings.dispatch
     settled = 0
     for message_id, provider_id in rows:
+        report = None
         try:
-            report = _poll_report(runtime, provider, provider_id or "")
+            # Marked sent by ops, or settled by a report without an id: nothing to ask about.
+            if provider_id:
+                report = _poll_report(runtime, provider, provider_id)
         except (ProviderError, RateLimiterUnavailable) as error:
             log.warning("poll of message %s failed: %s", message_id, error)
-            report = None
         now = utcnow()
         with session_scope(runtime.sessions) as session:
             if report is not None and tracking.apply_report(session, report, now) == (

@@ -5,20 +5,22 @@ from __future__ import annotations
 from celery import shared_task
 
 from dispatcher import pipeline, runtime
-from dispatcher.constants import PROVIDERS, QUEUE_STATUS
+from dispatcher.constants import POLL_S, PROVIDERS, QUEUE_STATUS
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
 
-POLL_CHUNK = 20
-POLLS_PER_TICK = 200
+POLL_CHUNK = 5
+"""Polls per task: small, so a poll task never holds a worker for long."""
 
 
 @shared_task(name="dispatcher.poll_due", **RETRY_ON_INFRASTRUCTURE)
 def poll_due() -> int:
     """Lease messages silent past ``next_poll_at`` and enqueue their polls."""
     current = runtime.current()
+    # No more than half a tick's budget per provider: polls wait for sends' spare slots.
+    per_tick = int(current.settings.dispatch.calls_per_second * POLL_S / 2)
     leased = 0
     for provider in PROVIDERS:
-        ids = pipeline.claim_polls(current, provider, limit=POLLS_PER_TICK)
+        ids = pipeline.claim_polls(current, provider, limit=per_tick)
         for start in range(0, len(ids), POLL_CHUNK):
             poll_messages.apply_async(
                 (provider, ids[start : start + POLL_CHUNK]), queue=QUEUE_STATUS

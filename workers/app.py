@@ -8,6 +8,7 @@ Reliability choices, each against a known failure of Celery on Redis:
   strands one batch, not dozens, and the fleet shares work evenly.
 * ``visibility_timeout`` of an hour, longer than any task: a slow task is not redelivered to a
   second worker while the first still runs it.
+* Queues read by priority: ``default`` (the 1 s tick), then sends, then ``status`` (polls).
 * No ETA or countdown tasks for scheduling: start times, backoffs and polls live in the database
   (``start_at``, ``not_before``, ``next_poll_at``) and the beat ticks below move what is due.
 """
@@ -19,18 +20,17 @@ from kombu.entity import Queue
 
 from dispatcher.config import load_settings
 from dispatcher.constants import (
+    POLL_S,
     QUEUE_DEFAULT,
     QUEUE_SEND_BYTEHAND,
     QUEUE_SEND_TIMETOCHAT,
     QUEUE_STATUS,
+    SWEEP_S,
+    TICK_S,
 )
 from dispatcher.runtime import redis_url_for
 
 __all__ = ["app", "create_app"]
-
-TICK_S = 1.0
-POLL_S = 2.0
-SWEEP_S = 10.0
 
 
 def create_app() -> Celery:
@@ -51,7 +51,10 @@ def create_app() -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # Queues are read in the order a worker lists them (fleet.ALL_QUEUES, the Procfile):
+        # the quick beat work first, then sends, then polls, so polling never holds back a
+        # campaign and the tick that feeds it is never stuck behind a backlog.
+        broker_transport_options={"visibility_timeout": 3600, "queue_order_strategy": "priority"},
         result_backend_transport_options={"visibility_timeout": 3600},
         task_default_queue=QUEUE_DEFAULT,
         task_queues=[

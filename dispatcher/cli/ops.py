@@ -113,35 +113,37 @@ def status(campaign_id: int, as_json: bool) -> None:
 
 
 def watch_until_done(
-    campaign_id: int, *, interval: float = 0.5, timeout: float | None = None
-) -> dict[str, Any]:
-    """Live progress bars until the campaign is completed or cancelled; its final report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    campaign_ids: list[int], *, interval: float = 0.5, timeout: float | None = None
+) -> dict[int, dict[str, Any]]:
+    """Live progress bars until every campaign is completed or cancelled; their reports."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     runtime = current()
     started = time.monotonic()
-    columns = (
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, transient=False) as progress:
-        submitted = progress.add_task(f"campaign {campaign_id} sent", total=None)
-        final = progress.add_task(f"campaign {campaign_id} final", total=None)
+    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns) as progress:
+        bars = {
+            cid: (
+                progress.add_task(f"campaign {cid} sent", total=None),
+                progress.add_task(f"campaign {cid} final", total=None),
+            )
+            for cid in campaign_ids
+        }
         while True:
             with session_scope(runtime.sessions) as session:
-                summary = campaigns.report(session, campaign_id)
-            counts = summary["counts"]
-            total = sum(counts.values())
-            unsent = sum(counts.get(s, 0) for s in ("pending", "queued", "sending"))
-            done = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
-            progress.update(submitted, total=total, completed=total - unsent)
-            progress.update(final, total=total, completed=done)
-            if summary["state"] in (CampaignState.COMPLETED, CampaignState.CANCELLED):
-                return summary
+                reports = {cid: campaigns.report(session, cid) for cid in campaign_ids}
+            for cid, summary in reports.items():
+                counts = summary["counts"]
+                total = sum(counts.values())
+                unsent = sum(counts.get(s, 0) for s in ("pending", "queued", "sending"))
+                done = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
+                progress.update(bars[cid][0], total=total, completed=total - unsent)
+                progress.update(bars[cid][1], total=total, completed=done)
+            finished = (CampaignState.COMPLETED, CampaignState.CANCELLED)
+            if all(r["state"] in finished for r in reports.values()):
+                return reports
             if timeout is not None and time.monotonic() - started > timeout:
-                return summary
+                return reports
             time.sleep(interval)
 
 
@@ -151,7 +153,7 @@ def watch(campaign_id: int) -> None:
     """Live progress until the campaign is done."""
     with _session() as session:
         campaigns.get_campaign(session, campaign_id)
-    summary = watch_until_done(campaign_id)
+    summary = watch_until_done([campaign_id])[campaign_id]
     click.echo(json.dumps(summary, indent=2))
 
 

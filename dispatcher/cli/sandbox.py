@@ -33,6 +33,14 @@ __all__ = ["sandbox"]
 @click.option("--sent-after-s", default=0.5, show_default=True, help="Delay to ACCEPTED/SENT.")
 @click.option("--final-after-s", default=1.5, show_default=True, help="Then to a final state.")
 @click.option("--seed", type=int, help="Seed of the fault dice, for repeatable runs.")
+@click.option(
+    "--only",
+    type=click.Choice(["bytehand", "timetochat"]),
+    help="Serve one simulator only (one process per provider, as real providers are).",
+)
+@click.option(
+    "--token-lifetime-s", default=1800.0, show_default=True, help="TimeToChat token lifetime."
+)
 def sandbox(
     *,
     bytehand_port: int,
@@ -47,6 +55,8 @@ def sandbox(
     sent_after_s: float,
     final_after_s: float,
     seed: int | None,
+    token_lifetime_s: float,
+    only: str | None,
 ) -> None:
     """Serve the ByteHand and TimeToChat simulators (see ``dispatcher.sandbox``)."""
     from dispatcher.sandbox import (
@@ -84,15 +94,20 @@ def sandbox(
     )
     timetochat = create_timetochat_app(
         TimeToChatConfig(
-            accounts=timetochat_accounts, lifecycle=lifecycle, faults=faults, seed=seed
+            accounts=timetochat_accounts,
+            lifecycle=lifecycle,
+            faults=faults,
+            seed=seed,
+            token_lifetime_s=token_lifetime_s,
         )
     )
-    with (
-        serve_in_thread(bytehand, port=bytehand_port) as bh_server,
-        serve_in_thread(timetochat, port=timetochat_port) as ttc_server,
-    ):
-        click.echo(f"ByteHand simulator:   {bh_server.url}")
-        click.echo(f"TimeToChat simulator: {ttc_server.url}/mug/api/V1")
+    with contextlib.ExitStack() as servers:
+        if only in (None, "bytehand"):
+            bh_server = servers.enter_context(serve_in_thread(bytehand, port=bytehand_port))
+            click.echo(f"ByteHand simulator:   {bh_server.url}")
+        if only in (None, "timetochat"):
+            ttc_server = servers.enter_context(serve_in_thread(timetochat, port=timetochat_port))
+            click.echo(f"TimeToChat simulator: {ttc_server.url}/mug/api/V1")
         click.echo("Press Ctrl-C to stop.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a process manager's stop

@@ -16,11 +16,13 @@ class AccountStats:
 
     ``max_calls_in_window``: the most served calls in any sliding window of the rate limit's
     width, computed from the served timestamps; it must never exceed the limit.
+    ``max_calls_in_10s``: the same over ten seconds, a client's sustained rate (÷ 10).
     """
 
     calls_served: int
     rate_limited: int
     max_calls_in_window: int
+    max_calls_in_10s: int
     accepted: int
     duplicates: int
     faults_failed: int
@@ -61,6 +63,7 @@ class CallRecorder:
             calls_served=len(served),
             rate_limited=counters.get("rate_limited", 0),
             max_calls_in_window=max_in_window(served, self._window_s),
+            max_calls_in_10s=max_in_window(served, 10.0),
             accepted=accepted,
             duplicates=duplicates,
             faults_failed=counters.get("faults_failed", 0),

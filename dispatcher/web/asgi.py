@@ -18,6 +18,13 @@ from dispatcher.web.logs import install_log_redaction
 __all__ = ["app"]
 
 
+def _kick_feeder(campaign_id: int) -> None:
+    """Feed a campaign that just got work now, not at the next beat tick."""
+    from tasks import tick
+
+    tick.apply_async(expires=30)
+
+
 class _LazyApp:
     """An ASGI app that builds the real one on first use."""
 
@@ -27,7 +34,7 @@ class _LazyApp:
     def get(self) -> FastAPI:
         """The real app, built on the first call (single-threaded event loop: no race)."""
         if self._app is None:
-            self._app = create_app(runtime.current())
+            self._app = create_app(runtime.current(), on_start=_kick_feeder)
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from dispatcher.localstack import LocalStack, StackOptions
 from dispatcher.models import Message
 from dispatcher.providers import bytehand, timetochat
-from dispatcher.sandbox import Sandbox, outcome_for
+from dispatcher.sandbox import outcome_for
+from dispatcher.sandbox.remote import RemoteSandbox
 from dispatcher.states import MessageState
 
 FAST_POLLING = {
@@ -56,7 +57,7 @@ def expected_state(provider: str, phone: str) -> MessageState:
 
 def check_ledger(stack: LocalStack, campaign_id: int, provider: str) -> dict[str, int]:
     """Every submitted message accepted exactly once; every state as the rules predict."""
-    sandbox: Sandbox = stack.bytehand if provider == "bytehand" else stack.timetochat
+    sandbox: RemoteSandbox = stack.bytehand if provider == "bytehand" else stack.timetochat
     ledger = Counter(entry.to for entry in sandbox.ledger)
     with stack.runtime.sessions() as session:
         messages = session.scalars(select(Message).where(Message.campaign_id == campaign_id)).all()
