@@ -90,6 +90,6 @@ def test_starved_poll_is_promoted(redis_client: redis.Redis, redis_url: str) -> 
 def test_redis_down_fails_closed() -> None:
     """No Redis, no call: the limiter raises rather than letting calls through."""
     with pytest.raises(RateLimiterUnavailable):
-        FleetLimiter(
-            f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20
-        ).wait_turn("send")
+        FleetLimiter(f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20).wait_turn(
+            "send"
+        )
