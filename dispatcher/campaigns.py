@@ -148,8 +148,8 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
     """Ops settle sends whose outcome cannot be known.
 
     ``resend``: the operator has checked (provider dashboard, recipient) that they did not go
-    out, and sends them again. Otherwise they are declared sent (``sent``, then polled until a
-    final state or the polling deadline, like any submitted message).
+    out, and sends them again. Otherwise they are declared sent: final as ``unknown`` (they went
+    out, but without a provider id no delivery report can ever be matched to them).
     """
     campaign = get_campaign(session, campaign_id)
     doubtful = list(
@@ -164,15 +164,14 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
         if moved and campaign.state == C.COMPLETED:
             _move_campaign(session, campaign_id, C.RUNNING, now, finished_at=None)
     else:
-        # ``sent`` is not final: poll it like any submitted message (submitted_at starts the
-        # polling deadline), or it would stay sent forever and the campaign never complete.
         moved = move(
             session,
             doubtful,
-            M.SENT,
+            M.UNKNOWN,
             last_error="marked sent by ops",
             submitted_at=now,
-            next_poll_at=now,
+            final_at=now,
+            next_poll_at=None,
             updated_at=now,
         )
     return len(moved)

@@ -8,6 +8,7 @@ Message life::
 
     pending ─▶ queued ─▶ sending ─▶ submitted ─▶ sent ─▶ delivered | undeliverable | expired
        ▲          │          │            └──────────────▶ unknown (polling deadline passed)
+       │          │          ├─▶ sent/delivered/undeliverable (a report overtook our commit)
        │          │          ├─▶ failed (permanent, or retries exhausted) ─▶ pending (retry-failed)
        └──────────┴──────────┤   (transient error before the request left: back to pending)
                              └─▶ in_doubt ─▶ submitted/sent/delivered/... (a report settles it)
@@ -75,7 +76,20 @@ _DELIVERY_REPORTS = (M.SUBMITTED, M.SENT, M.DELIVERED, M.UNDELIVERABLE, M.EXPIRE
 MESSAGE_TRANSITIONS: Mapping[MessageState, frozenset[MessageState]] = {
     M.PENDING: frozenset({M.QUEUED, M.CANCELLED, M.EXPIRED}),
     M.QUEUED: frozenset({M.SENDING, M.PENDING, M.CANCELLED, M.EXPIRED}),
-    M.SENDING: frozenset({M.SUBMITTED, M.FAILED, M.PENDING, M.IN_DOUBT, M.EXPIRED}),
+    # A provider report can overtake our own commit of the send (a stalled answer, a worker
+    # killed after the request left): it proves the message was accepted, so it applies.
+    M.SENDING: frozenset(
+        {
+            M.SUBMITTED,
+            M.SENT,
+            M.DELIVERED,
+            M.UNDELIVERABLE,
+            M.FAILED,
+            M.PENDING,
+            M.IN_DOUBT,
+            M.EXPIRED,
+        }
+    ),
     M.SUBMITTED: frozenset({M.SENT, M.DELIVERED, M.UNDELIVERABLE, M.EXPIRED, M.UNKNOWN}),
     M.SENT: frozenset({M.DELIVERED, M.UNDELIVERABLE, M.EXPIRED, M.UNKNOWN}),
     # A report that names the message (TimeToChat extRef) settles a send we were unsure of;

@@ -17,7 +17,6 @@ from dispatcher import campaigns
 from dispatcher.errors import InputError
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.states import CampaignState, MessageState
-from dispatcher.tracking import claim_due_polls, record_poll_silence
 
 C = CampaignState
 M = MessageState
@@ -301,28 +300,16 @@ def test_resolve_in_doubt_mark_sent(db_engine: Engine, seed: Seed) -> None:
     cid, ids = seed(M.IN_DOUBT, M.PENDING)
     assert run(db_engine, campaigns.resolve_in_doubt, cid, NOW, resend=False) == 1
     [marked, pending] = messages(db_engine, ids)
-    assert (marked.state, marked.last_error) == (M.SENT, "marked sent by ops")
+    assert (marked.state, marked.last_error) == (M.UNKNOWN, "marked sent by ops")
     assert pending.state == M.PENDING
 
 
 def test_marked_sent_messages_let_the_campaign_finish(db_engine: Engine, seed: Seed) -> None:
-    """A message marked sent is polled to a final state, so its campaign can complete."""
+    """A message marked sent is final (no report can ever match it): the campaign completes."""
     cid, ids = seed(M.IN_DOUBT, M.DELIVERED)
     run(db_engine, campaigns.resolve_in_doubt, cid, NOW, resend=False)
-    lease, deadline = timedelta(minutes=1), timedelta(hours=48)
-    assert run(db_engine, claim_due_polls, "bytehand", NOW, limit=10, lease=lease) == ids[:1]
-    silent_until = NOW + deadline
-    run(
-        db_engine,
-        record_poll_silence,
-        ids,
-        silent_until,
-        first=lease,
-        ceiling=lease,
-        deadline=deadline,
-    )
     assert states(db_engine, ids) == [M.UNKNOWN, M.DELIVERED]
-    assert run(db_engine, campaigns.finish_if_done, cid, silent_until) is True
+    assert run(db_engine, campaigns.finish_if_done, cid, NOW) is True
 
 
 def test_resolve_in_doubt_only_in_its_campaign(db_engine: Engine, seed: Seed) -> None:

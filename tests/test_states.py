@@ -39,6 +39,9 @@ ALLOWED_MESSAGE_MOVES = [
     (M.SENDING, M.PENDING),
     (M.SENDING, M.IN_DOUBT),
     (M.SENDING, M.EXPIRED),
+    (M.SENDING, M.SENT),
+    (M.SENDING, M.DELIVERED),
+    (M.SENDING, M.UNDELIVERABLE),
     (M.SUBMITTED, M.SENT),
     (M.SUBMITTED, M.DELIVERED),
     (M.SUBMITTED, M.UNDELIVERABLE),
@@ -68,7 +71,6 @@ FORBIDDEN_MESSAGE_MOVES = [
     (M.QUEUED, M.SUBMITTED),
     (M.QUEUED, M.IN_DOUBT),
     (M.SENDING, M.QUEUED),  # a crash mid-send is in doubt, never silently re-queued
-    (M.SENDING, M.SENT),
     (M.SENDING, M.CANCELLED),  # the request may be out: cancelling cannot stop it
     (M.SUBMITTED, M.PENDING),  # never resent once the provider took it
     (M.SUBMITTED, M.FAILED),
@@ -218,9 +220,8 @@ def test_forbidden_campaign_move(current: CampaignState, target: CampaignState) 
         (M.IN_DOUBT, M.SUBMITTED, True),
         (M.IN_DOUBT, M.DELIVERED, True),
         (M.SENDING, M.SUBMITTED, True),
-        # A report overtaking our commit only advances a sending message to submitted or
-        # expired: the table has no sending -> sent/delivered, so polling picks up the rest.
-        (M.SENDING, M.DELIVERED, False),
+        # A report overtaking our commit of the send proves the message was accepted.
+        (M.SENDING, M.DELIVERED, True),
         (M.PENDING, M.SENT, False),
         (M.CANCELLED, M.DELIVERED, False),
         (M.SUBMITTED, M.PENDING, False),  # not a delivery report
