@@ -15,11 +15,17 @@ Environment variables (the names operators rely on):
 ``DISPATCHER_TIMETOCHAT_URL`` ``_SERVICE_ID`` ``_PASSWORD`` ``_WEBHOOK_SECRET``
 ``DISPATCHER_DEFAULT_REGION``         default ``FR``
 ``DISPATCHER_API_TOKEN``              bearer token of the JSON API
+``DISPATCHER_LOG_LEVEL``              DEBUG, INFO...; default: each process's own level
+
+A configuration with ``[web] require_secrets = true`` (``configs/production.example.toml``)
+refuses to load while any secret is missing, naming each one: in production an unset secret
+must stop the process, not leave the API closed and callbacks refused at three in the morning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -135,6 +141,8 @@ class Settings:
     default_region: str
     api_token: Secret
     max_upload_bytes: int
+    log_level: str | None
+    """``DISPATCHER_LOG_LEVEL`` for every process; ``None``: the level it was started with."""
     bytehand: ByteHandSettings
     timetochat: TimeToChatSettings
     dispatch: DispatchSettings
@@ -156,6 +164,7 @@ _ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "DISPATCHER_TIMETOCHAT_SERVICE_ID": ("timetochat", "service_id"),
     "DISPATCHER_CALLS_PER_SECOND": ("dispatch", "calls_per_second"),
     "DISPATCHER_TIMETOCHAT_TOKEN_LIFETIME_S": ("timetochat", "token_lifetime_s"),
+    "DISPATCHER_LOG_LEVEL": ("log", "level"),
 }
 
 _SECRET_NAMES = (
@@ -202,6 +211,12 @@ class _Reader:
         value = self.raw(section, key)
         if not isinstance(value, str):
             raise ConfigError(f"{section}.{key}: expected a string, got {value!r}")
+        return value
+
+    def boolean(self, section: str, key: str) -> bool:
+        value = self.raw(section, key)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{section}.{key}: expected true or false, got {value!r}")
         return value
 
     def number(self, section: str, key: str, *, minimum: float = 0) -> float:
@@ -265,6 +280,15 @@ def _secrets(env: Mapping[str, str]) -> dict[str, Secret]:
     return {name: Secret(found.get(name, "")) for name in _SECRET_NAMES}
 
 
+def _log_level(read: _Reader) -> str | None:
+    level = read.string("log", "level").strip().upper()
+    if level and not isinstance(logging.getLevelName(level), int):
+        raise ConfigError(
+            f"DISPATCHER_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {level!r}"
+        )
+    return level or None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` on the first bad one."""
     env = os.environ if env is None else env
@@ -277,6 +301,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             tree = _merge(tree, {section: {key: env[name]}})
     read = _Reader(tree)
     secrets = _secrets(env)
+    if read.boolean("web", "require_secrets"):
+        missing = [name for name in _SECRET_NAMES if not secrets[name]]
+        if missing:
+            raise ConfigError(
+                f"web.require_secrets: missing {', '.join(missing)} "
+                "(set them in the environment or in DISPATCHER_SECRETS_FILE)"
+            )
 
     state_dir = Path(read.string("state", "dir")).expanduser()
     if not state_dir.is_absolute():
@@ -333,6 +364,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_region=region,
         api_token=secrets["DISPATCHER_API_TOKEN"],
         max_upload_bytes=read.integer("web", "max_upload_bytes", minimum=1),
+        log_level=_log_level(read),
         bytehand=bytehand,
         timetochat=timetochat,
         dispatch=dispatch,

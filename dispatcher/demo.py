@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dispatcher.cli.ops import watch_until_done
@@ -155,6 +156,6 @@ def run_demo(directory: Path, *, recipients: int = 5000, ttc_recipients: int = 1
         for provider, report in reports.items():
             console.print(f"[bold]{provider}[/] final states {report['counts']}")
             for reason, count in report["reasons"].items():
-                console.print(f"    {count:>6}  {reason}")
+                console.print(f"    {count:>6}  {escape(reason)}")  # provider text, not markup
     console.print("[green]demo passed[/]" if ok else "[red]demo found a problem[/]")
     return ok

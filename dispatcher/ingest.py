@@ -38,7 +38,7 @@ from dispatcher.config import PartSizes, Settings
 from dispatcher.constants import BYTEHAND, PROVIDERS
 from dispatcher.errors import InputError
 from dispatcher.phones import PhoneNormalizer
-from dispatcher.reading import Chunk, Table, open_table
+from dispatcher.reading import Chunk, Table, describe_columns, open_table
 from dispatcher.templates import Template, compile_template, fold_name
 
 __all__ = [
@@ -92,14 +92,15 @@ def find_phone_column(columns: tuple[str, ...], explicit: str | None) -> str:
         ]
         if len(matches) != 1:
             raise InputError(
-                f"no column {explicit!r} in the file (columns: {', '.join(columns)})",
+                f"no column {explicit!r} in the file (columns: {describe_columns(columns)})",
                 code="no_phone_column",
             )
         return matches[0]
     known = [(rank, c) for c in columns if (rank := _PHONE_NAMES.get(fold_name(c))) is not None]
     if not known:
         raise InputError(
-            f"no phone column found (columns: {', '.join(columns)}); name it with --phone-column",
+            f"no phone column found (columns: {describe_columns(columns)}); "
+            "name it with --phone-column",
             code="no_phone_column",
         )
     return min(known)[1]
@@ -122,6 +123,8 @@ class Estimate:
     parts: int = 0
     parts_saved: int = 0
     ucs2_forcing: Counter[str] = field(default_factory=Counter)
+    first_reject: tuple[int, str] | None = None
+    """The first rejected row's line and reason, to explain a file with no valid row."""
 
     @property
     def cost(self) -> Decimal:
@@ -218,6 +221,9 @@ class Pipeline:
             writer.writerow(["line", "phone", "reason"])
         for chunk in self.table.chunks:
             batch, rejected = self._process(chunk)
+            if rejected and self.estimate.first_reject is None:
+                line, _phone, reason = min(rejected)
+                self.estimate.first_reject = (line, reason)
             if writer is not None:
                 writer.writerows(sorted(rejected))
             if progress is not None:

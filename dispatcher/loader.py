@@ -17,6 +17,7 @@ on SQLite.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -218,11 +219,24 @@ def create_campaign(
                 write(connection, campaign_id, batch, float(price))
         figures = pipeline.estimate
         if figures.valid == 0:
-            raise InputError("no valid recipient in the file", code="no_recipients")
+            raise InputError(_why_no_recipient(figures), code="no_recipients")
         connection.execute(
             update(Campaign).where(Campaign.id == campaign_id).values(estimate=figures.to_json())
         )
     return CampaignSummary(campaign_id, campaign_name, figures)
+
+
+def _why_no_recipient(figures: Estimate) -> str:
+    """Every row was refused: say how many for which reason, and the first one in full (a text
+    over the provider's limit refuses every row, and the marketer must learn it is the text)."""
+    counts = Counter(figures.invalid)
+    counts.update(duplicate=figures.duplicates, suppressed=figures.suppressed)
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()) if n)
+    first = ""
+    if figures.first_reject is not None:
+        line, reason = figures.first_reject
+        first = f"; first, line {line}: {reason}"
+    return f"no valid recipient in the file ({figures.rows} rows: {reasons}{first})"
 
 
 def _rows(campaign_id: int, batch: Batch, price: float, stamp: Any) -> list[tuple[Any, ...]]:

@@ -5,9 +5,15 @@ keep its zero), stripped of surrounding spaces; an empty or null cell is ``""``.
 bounded (``chunk_rows``), so memory does not grow with the file.
 
 CSV: the encoding is UTF-8 (with or without BOM), UTF-16 with a BOM (Excel's "Unicode text"),
-else Windows-1252 (Excel's "CSV" on a French Windows) when the file is not valid UTF-8. The
-delimiter is the one of ``,`` ``;`` tab ``|`` that splits the first records into the most
-columns consistently. Quoted fields may hold delimiters and newlines; blank lines are skipped.
+else Windows-1252 (Excel's "CSV" on a French Windows) when the file is not valid UTF-8. A file
+that mixes the two (some lines UTF-8 with accents, others Windows-1252: two exports pasted
+together) is refused, naming one line of each, because any single decoding would silently turn
+one half's accents into mojibake; bytes that are neither are refused too, so no cell ever holds
+U+FFFD. The delimiter is the one of ``,`` ``;`` tab ``|`` that splits the first records into
+the most columns consistently. Quoted fields may hold delimiters and newlines; blank lines are
+skipped. A text line longer than 64 KiB is refused at once (a recipient row is never that
+long: it is a file without line breaks), which bounds the memory a bad file can take. A file of
+one line is a header without data.
 
 ``line`` is the 1-based number of the data record (the header is not counted), the same for
 CSV and Parquet; in a CSV without blank lines or multi-line cells it is the text line minus one.
@@ -19,7 +25,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +40,17 @@ import pyarrow.parquet as pq
 
 from dispatcher.errors import InputError
 
-__all__ = ["Chunk", "Table", "open_table"]
+__all__ = ["Chunk", "Table", "describe_columns", "open_table"]
 
 _SAMPLE = 1 << 16
+_MAX_LINE = _SAMPLE
+"""Longest text line accepted; the header must fit in the sample it is parsed from."""
+_BLOCK = 1 << 20
+# Where a line may be UTF-8 inside a file that is not: a well-formed multi-byte sequence.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 _DELIMITERS = (",", ";", "\t", "|")
 _CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -98,32 +113,108 @@ def _open_parquet(path: Path, size: int, chunk_rows: int) -> Table:
     return Table(columns, "parquet", size, parquet.metadata.num_rows, chunks())
 
 
-def _encoding(path: Path, head: bytes) -> tuple[str, int]:
-    """UTF-8 (BOM or not), UTF-16 with a BOM, else Windows-1252; binary is refused.
+def describe_columns(columns: Sequence[str], shown: int = 12, width: int = 40) -> str:
+    """Column names for an error message: a few, each cut short (a bad header can be huge)."""
+    names = [name if len(name) <= width else name[: width - 1] + "…" for name in columns[:shown]]
+    more = f", … ({len(columns)} columns)" if len(columns) > shown else ""
+    return ", ".join(names) + more
 
-    Also counts the newlines on the way, for the progress bar.
+
+def _encoding(path: Path, head: bytes) -> tuple[str, int]:
+    """UTF-8 (BOM or not), UTF-16 with a BOM, else Windows-1252; binary, mixed and over-long
+    lines are refused.
+
+    One pass over the whole file in blocks of whole lines (one bad byte on the last line must
+    not pass as UTF-8); it also counts the newlines, for the progress bar.
     """
     if head.startswith(_UTF16_BOMS):
         return "utf-16", 0
     if any(byte in _CONTROL for byte in head):
         raise InputError(f"{path} is neither CSV nor Parquet (binary content)", code="bad_file")
-    # A whole-file strict check: one bad byte on the last line must not pass as UTF-8.
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)("strict")
-        newlines = 0
+    newlines = 0
+    utf8_line: int | None = None  # first line with accents that is valid UTF-8
+    other_line: int | None = None  # first line that is not UTF-8
+    carry = b""
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK):
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if len(data) - cut > _MAX_LINE or _longest_line(data[:cut]) > _MAX_LINE:
+                line = newlines + 1 + data[:cut].count(b"\n")
+                raise InputError(
+                    f"{path}: line {line} is longer than {_MAX_LINE // 1024} KiB; "
+                    "a recipient file has one short line per recipient",
+                    code="bad_file",
+                )
+            lines, carry = data[:cut], data[cut:]
+            utf8_line, other_line = _classify(lines, newlines, utf8_line, other_line)
+            newlines += lines.count(b"\n")
+    utf8_line, other_line = _classify(carry, newlines, utf8_line, other_line)
+    if utf8_line is not None and other_line is not None:
+        raise InputError(
+            f"{path} mixes encodings: line {utf8_line} is UTF-8 but line {other_line} is not; "
+            "save the whole file again as CSV UTF-8",
+            code="bad_encoding",
+        )
+    if other_line is None:
+        return "utf-8", newlines
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(_BLOCK):
+                block.decode("cp1252")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path} is neither UTF-8 nor Windows-1252 text; export it as CSV UTF-8",
+            code="bad_encoding",
+        ) from None
+    return "cp1252", newlines
+
+
+def _longest_line(lines: bytes) -> int:
+    """Longest line of ``lines`` (whole lines); only computed past the limit's size."""
+    if len(lines) <= _MAX_LINE:
+        return len(lines)
+    return max(map(len, lines.split(b"\n")))
+
+
+def _classify(
+    lines: bytes, before: int, utf8_line: int | None, other_line: int | None
+) -> tuple[int | None, int | None]:
+    """The first UTF-8 line with accents and the first non-UTF-8 line, updated with ``lines``
+    (whole lines, ``before`` newlines into the file). Plain ASCII is both, hence neither."""
+    if (utf8_line is not None and other_line is not None) or lines.isascii():
+        return utf8_line, other_line
+
+    def line_at(offset: int) -> int:
+        return before + 1 + lines.count(b"\n", 0, offset)
+
+    try:
+        lines.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.start
+    else:
+        bad = len(lines)
+    bad_line_start = lines.rfind(b"\n", 0, bad) + 1 if bad < len(lines) else bad
+    if utf8_line is None and (accent := _NON_ASCII.search(lines, 0, bad_line_start)):
+        utf8_line = line_at(accent.start())
+    if bad == len(lines):
+        return utf8_line, other_line
+    if other_line is None:
+        other_line = line_at(bad)
+    # Past the first bad byte, a line is UTF-8 only if it decodes whole; candidates are rare in
+    # Windows-1252 text (an accented capital followed by a symbol), so this stays fast.
+    position = bad
+    while utf8_line is None and (found := _UTF8_SEQUENCE.search(lines, position)):
+        start = lines.rfind(b"\n", 0, found.start()) + 1
+        end = lines.find(b"\n", found.end())
+        end = len(lines) if end < 0 else end
         try:
-            with path.open("rb") as handle:
-                while block := handle.read(1 << 20):
-                    decoder.decode(block)
-                    newlines += block.count(b"\n")
-            decoder.decode(b"", final=True)
+            lines[start:end].decode("utf-8")
         except UnicodeDecodeError:
-            continue
-        return encoding, newlines
-    raise InputError(
-        f"{path} is neither UTF-8 nor Windows-1252 text; export it as CSV UTF-8",
-        code="bad_encoding",
-    )
+            position = end
+        else:
+            utf8_line = line_at(found.start())
+    return utf8_line, other_line
 
 
 def _delimiter(sample: str) -> str:
@@ -149,6 +240,8 @@ def _delimiter(sample: str) -> str:
 def _open_csv(path: Path, head: bytes, size: int, chunk_rows: int) -> Table:
     encoding, newlines = _encoding(path, head)
     sample = head.decode(encoding, errors="ignore").lstrip("\ufeff")
+    if len(sample.strip().splitlines()) < 2:
+        raise InputError("the file has no data rows", code="no_rows")
     delimiter = _delimiter(sample)
     header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
     raw_names = [name.lstrip("\ufeff") for name in header]

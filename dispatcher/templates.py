@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from dispatcher.errors import InputError
+from dispatcher.reading import describe_columns
 
 __all__ = ["Placeholder", "Template", "compile_template", "fold_name"]
 
@@ -94,7 +95,7 @@ def _resolve(name: str, columns: Sequence[str]) -> str:
     matches = [column for column in columns if fold_name(column) == folded]
     if len(matches) == 1:
         return matches[0]
-    seen = ", ".join(columns)
+    seen = describe_columns(columns)
     if matches:
         raise InputError(
             f"placeholder {{{name}}} matches several columns ({', '.join(matches)}); "

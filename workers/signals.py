@@ -1,12 +1,29 @@
-"""Process hooks: every forked worker process builds its own engine, Redis and HTTP pools."""
+"""Process hooks: logging once Celery has set it up; fresh pools in every forked process.
+
+Celery configures logging from ``--loglevel`` in the worker and beat main processes, then sends
+``after_setup_logger``: there ``DISPATCHER_LOG_LEVEL`` (if set) overrides it and every record is
+redacted from then on (:mod:`dispatcher.logs`). Forked pool processes inherit both.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import beat_init, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    beat_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from dispatcher import runtime
+from dispatcher.config import load_settings
+from dispatcher.logs import configure_logging
+
+
+@after_setup_logger.connect
+def _dispatcher_logging(**_: Any) -> None:
+    configure_logging(load_settings().log_level)
 
 
 @worker_process_init.connect

@@ -19,15 +19,23 @@ _BAR_FROM_BYTES = 5 * 1024 * 1024
 
 @contextlib.contextmanager
 def progress_bar(path: Path, *, enabled: bool) -> Iterator[Progress | None]:
-    """A rich bar on stderr for files worth waiting for (> 5 MB); nothing otherwise."""
-    if not enabled or not path.is_file() or path.stat().st_size < _BAR_FROM_BYTES:
+    """A rich bar on a terminal's stderr for files worth waiting for (> 5 MB); else nothing.
+
+    Not on a pipe or a log file: there the "transient" bar still leaves a blank line, and an
+    error must be the only line on stderr.
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    small = not path.is_file() or path.stat().st_size < _BAR_FROM_BYTES
+    if not enabled or not console.is_terminal or small:
         yield None
         return
-    from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress as Bar
 
-    with Bar(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"reading {path.name}", total=None)
+    with Bar(console=console, transient=True) as bar:
+        task = bar.add_task(f"reading {escape(path.name)}", total=None)
 
         def update(done: int, expected: int) -> None:
             bar.update(task, completed=done, total=max(expected, done))
@@ -36,11 +44,16 @@ def progress_bar(path: Path, *, enabled: bool) -> Iterator[Progress | None]:
 
 
 def render_estimate(figures: dict[str, Any], title: str) -> None:
-    """The figures as a readable table on stdout."""
+    """The figures as a readable table on stdout.
+
+    ``title`` holds a file or campaign name, which rich would read as markup: ``[red]`` would
+    vanish and ``[/x]`` crash the command after the campaign was stored. It is escaped.
+    """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in ("id", "rows", "valid", "duplicates", "suppressed", "parts", "cost"):

@@ -1,7 +1,8 @@
 """The root ``dispatcher`` command group: every sub-command registers itself here.
 
 A :class:`~dispatcher.errors.DispatcherError` escaping a command becomes one line on stderr and
-exit status 2, never a traceback: marketers read these messages.
+exit status 2, never a traceback: marketers read these messages. ``DISPATCHER_LOG_LEVEL``, when
+set, overrides ``-v``, and log records are redacted (:mod:`dispatcher.logs`).
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """Bulk SMS campaigns through ByteHand and SFR TimeToChat."""
+    from dispatcher.config import load_settings
+    from dispatcher.logs import configure_logging
+
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(load_settings().log_level)
 
 
 from dispatcher.cli.campaign import campaign  # noqa: E402  (sub-commands register on `main`)

@@ -3,7 +3,8 @@
 Built lazily, on the first ASGI event (uvicorn's lifespan start-up), from
 :func:`dispatcher.runtime.current`: importing this module reads no settings and opens nothing,
 and a bad setting still fails at start-up rather than on the first request. Importing it also
-puts the secret-redacting filter on uvicorn's loggers (:mod:`dispatcher.web.logs`).
+installs secret redaction on every log record (:mod:`dispatcher.logs`); building the app applies
+``DISPATCHER_LOG_LEVEL``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from dispatcher import runtime
+from dispatcher.logs import configure_logging, install_log_redaction
 from dispatcher.web.app import create_app
-from dispatcher.web.logs import install_log_redaction
 
 __all__ = ["app"]
 
@@ -34,7 +35,9 @@ class _LazyApp:
     def get(self) -> FastAPI:
         """The real app, built on the first call (single-threaded event loop: no race)."""
         if self._app is None:
-            self._app = create_app(runtime.current(), on_start=_kick_feeder)
+            current = runtime.current()
+            configure_logging(current.settings.log_level)
+            self._app = create_app(current, on_start=_kick_feeder)
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

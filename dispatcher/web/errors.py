@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dispatcher.errors import InputError, WebhookAuthError, WebhookPayloadError
-from dispatcher.web.logs import redact
+from dispatcher.logs import redact
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 

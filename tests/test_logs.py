@@ -1,4 +1,4 @@
-"""Secrets in paths and queries never reach uvicorn's logs."""
+"""Secrets in paths and queries never reach the logs (dispatcher.logs)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from dispatcher.web.logs import RedactSecrets, install_log_redaction, redact
+from dispatcher.logs import RedactSecrets, install_log_redaction, redact
 
 
 @pytest.mark.parametrize(
@@ -40,8 +40,12 @@ def test_access_log_record_is_redacted() -> None:
 
 
 def test_install_is_idempotent() -> None:
-    """Installing twice leaves one filter per logger."""
+    """Installing twice wraps the record factory once, and every logger's records are redacted."""
     install_log_redaction()
+    factory = logging.getLogRecordFactory()
     install_log_redaction()
-    filters = logging.getLogger("uvicorn.access").filters
-    assert sum(isinstance(f, RedactSecrets) for f in filters) == 1
+    assert logging.getLogRecordFactory() is factory
+    record = logging.getLogger("uvicorn.access").makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, "%s", ("/?token=tok",), None
+    )
+    assert record.getMessage() == "/?token=***"
