@@ -111,7 +111,8 @@ def test_push_cra_never_500(client: httpx.Client, runtime: Runtime, body: Any, s
         _seed(runtime)
         runtime.__dict__["_seeded"] = True
     answer = client.post("/webhooks/timetochat/" + quote(secret, safe=""), json=body)
-    assert answer.status_code in {200, 400, 403, 404, 405}, answer.text
+    # 307: the router's redirect of a path ending in "/" (a decoded %2F) to the one without.
+    assert answer.status_code in {200, 307, 400, 403, 404, 405}, answer.text
 
 
 @FUZZ
