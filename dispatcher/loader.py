@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -277,12 +278,30 @@ def _copy(connection: Connection, campaign_id: int, batch: Batch, price: float) 
 def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:
     """SQLite: one prepared ``INSERT`` run for every row by the driver itself.
 
-    SQLAlchemy's per-row parameter processing costs more than SQLite's insert; the only
-    processed column is ``updated_at``, so it is converted once, by the column's own type.
+    Rows are zipped straight from the batch's lists, with no per-row tuple or ``ext_ref``
+    built in Python (SQLite concatenates ``ext_ref`` itself, and the constant zeros are
+    literals); SQLAlchemy's per-row parameter processing would cost more than SQLite's
+    insert, and the only processed column, ``updated_at``, is converted once by its own type.
     """
     column_type = Message.__table__.c.updated_at.type
     processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     stamp = processor(utcnow()) if processor else utcnow()
-    marks = ", ".join("?" for _ in _COLUMNS)
-    sql = f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({marks})"
-    connection.exec_driver_sql(sql, _rows(campaign_id, batch, price, stamp))
+    sql = (
+        f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'c' || ?1 || '-' || ?2, 0, 0, 0, ?8, ?9)"
+    )
+    rows = list(
+        zip(
+            repeat(campaign_id),
+            batch.lines,
+            batch.phones,
+            batch.texts,
+            batch.encodings,
+            batch.parts,
+            repeat(str(MessageState.PENDING)),
+            [parts * price for parts in batch.parts],
+            repeat(stamp),
+            strict=False,
+        )
+    )
+    connection.exec_driver_sql(sql, rows)
