@@ -30,6 +30,7 @@ __all__ = [
     "record_in_doubt",
     "record_retry",
     "record_submitted",
+    "release",
     "sweep_stuck",
 ]
 
@@ -102,6 +103,21 @@ def claim_window(session: Session, campaign: Campaign, limit: int, now: datetime
         .execution_options(synchronize_session=False)
     )
     return sorted(_ids(session.execute(statement)))
+
+
+def release(session: Session, ids: Sequence[int], now: datetime) -> list[int]:
+    """Give queued work back to the feeder (campaign paused or stopped); only ``queued`` rows:
+    a redelivered task must not revive anything else (``failed`` may also reach ``pending``)."""
+    if not ids:
+        return []
+    statement = (
+        update(Message)
+        .where(Message.id.in_(ids), Message.state == M.QUEUED)
+        .values(state=M.PENDING, queued_at=None, updated_at=now)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return _ids(session.execute(statement))
 
 
 def in_flight(session: Session, campaign_id: int) -> int:

@@ -9,6 +9,7 @@ Procfile's command lines; the ledgers are read through the simulators' control e
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import sys
 import time
@@ -92,7 +93,25 @@ class LocalStack:
             "--sent-after-s", str(lifecycle.sent_after_s),
             "--final-after-s", str(lifecycle.final_after_s),
             "--token-lifetime-s", str(options.token_lifetime_s),
+            "--accounts", str(self._accounts_file()),
         ]  # fmt: skip
+
+    def _accounts_file(self) -> Path:
+        """The default sandbox accounts, with a ByteHand balance no benchmark can exhaust."""
+        path = self.directory / "sandbox-accounts.json"
+        bytehand = {
+            "client_id": BYTEHAND_ACCOUNT.client_id,
+            "key": BYTEHAND_ACCOUNT.key,
+            "signatures": [s.text for s in BYTEHAND_ACCOUNT.signatures if s.state == "ACCEPTED"],
+            "balance": "1000000000",
+        }
+        timetochat = {
+            "service_id": TIMETOCHAT_ACCOUNT.service_id,
+            "password": TIMETOCHAT_ACCOUNT.password,
+            "senders": list(TIMETOCHAT_ACCOUNT.senders),
+        }
+        path.write_text(json.dumps({"bytehand": [bytehand], "timetochat": [timetochat]}))
+        return path
 
     def _start_simulators(self) -> tuple[str, str]:
         """Each simulator in its own process, like real providers; faults set at once."""

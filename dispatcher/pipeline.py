@@ -107,7 +107,7 @@ def _claim(
     with session_scope(runtime.sessions) as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None or campaign.state != CampaignState.RUNNING:
-            claims.move(session, list(message_ids), M.PENDING, queued_at=None, updated_at=now)
+            claims.release(session, message_ids, now)
             return None, []
         if campaign.validity is not None and campaign.validity <= now:
             _expire_unsent(session, campaign, now)
