@@ -97,8 +97,12 @@ class LocalStack:
         ]  # fmt: skip
 
     def _accounts_file(self) -> Path:
-        """The default sandbox accounts, with a ByteHand balance no benchmark can exhaust."""
-        path = self.directory / "sandbox-accounts.json"
+        """The default sandbox accounts, with a ByteHand balance no benchmark can exhaust.
+
+        Kept under ``sandbox/``: the providers' side, which holds these credentials by nature.
+        """
+        path = self.directory / "sandbox" / "accounts.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         bytehand = {
             "client_id": BYTEHAND_ACCOUNT.client_id,
             "key": BYTEHAND_ACCOUNT.key,

@@ -22,11 +22,11 @@ from dispatcher.states import FINAL_MESSAGE_STATES, MessageState
 
 M = MessageState
 SOAK = os.environ.get("SOAK") == "1"
-SIZES = {"bytehand": 20000 if SOAK else 1000, "timetochat": 1000 if SOAK else 150}
+SIZES = {"bytehand": 20000 if SOAK else 600, "timetochat": 1000 if SOAK else 100}
 FAULT_DISPATCH = {
-    "poll_after_s": 3,
-    "poll_max_interval_s": 3,
-    "poll_deadline_s": 12,
+    "poll_after_s": 2,
+    "poll_max_interval_s": 2,
+    "poll_deadline_s": 7,
     "sending_timeout_s": 5,
     "queued_timeout_s": 8,
     "http_read_timeout_s": 2,

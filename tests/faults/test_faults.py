@@ -169,6 +169,6 @@ def test_two_beats_by_mistake(fault_stack: StackFactory, tmp_path: Path) -> None
         )
     assert starts == 2
     assert never_final, "no never-final numbers: polling was not exercised"
-    # One poll every 3 s until the 12 s deadline: two beats leasing the same message would
+    # One poll every 2 s until the 7 s deadline: two beats leasing the same message would
     # double this.
     assert most_polls is not None and most_polls <= 5
