@@ -108,9 +108,20 @@ class Fleet:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
-    def stop_all(self) -> None:
-        for name in list(self.processes):
-            self.stop(name)
+    def stop_all(self, timeout: float = 15.0) -> None:
+        """Graceful stop of every process at once (each finishes its task), then SIGKILL."""
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self.processes.clear()
 
     def check_alive(self) -> None:
         """Raise if a process died on its own: its log says why."""

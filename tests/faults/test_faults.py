@@ -124,7 +124,7 @@ def test_accept_then_stall(fault_stack: StackFactory, tmp_path: Path) -> None:
 def test_callbacks_duplicated_reordered_and_late(fault_stack: StackFactory, tmp_path: Path) -> None:
     """Callbacks sent twice, out of order, and later than polling: final states exactly as the
     simulator's rules say, and no status ever goes backwards."""
-    faults = Faults(callback_duplicate_rate=0.5, callback_reorder_s=1.0, callback_delay_s=8.0)
+    faults = Faults(callback_duplicate_rate=0.5, callback_reorder_s=1.0, callback_delay_s=5.0)
     stack = fault_stack(workers=2, faults=faults)
     started = time.monotonic()
     ids = _start_both(stack, tmp_path)
@@ -132,7 +132,7 @@ def test_callbacks_duplicated_reordered_and_late(fault_stack: StackFactory, tmp_
     time.sleep(faults.callback_delay_s + 2)  # the late callbacks arrive after the polls
     for provider, campaign_id in ids.items():
         check_ledger(stack, campaign_id, provider)
-        record("callbacks duplicated 50%, reordered, 8 s late", provider,
+        record("callbacks duplicated 50%, reordered, 5 s late", provider,
                judge(stack, campaign_id, provider), started)  # fmt: skip
 
 
