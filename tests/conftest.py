@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from dispatcher.models import Campaign, Message
+from dispatcher.states import CampaignState, MessageState
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
@@ -108,3 +114,44 @@ def db_engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+Seed = Callable[..., tuple[int, list[int]]]
+
+
+@pytest.fixture
+def seed(db_engine: Engine) -> Iterator[Seed]:
+    """A factory: a campaign with one message per given state; returns (campaign id, ids)."""
+    refs = itertools.count()
+
+    def make(
+        *states: MessageState, campaign: dict[str, Any] | None = None, **fields: Any
+    ) -> tuple[int, list[int]]:
+        with Session(db_engine) as session:
+            row = Campaign(
+                name="c",
+                sender="SMSINFO",
+                template="Hi",
+                **({"provider": "bytehand", "state": CampaignState.RUNNING} | (campaign or {})),
+            )
+            session.add(row)
+            session.flush()
+            messages = [
+                Message(
+                    campaign_id=row.id,
+                    line=line,
+                    phone=f"+336010203{line:02d}",
+                    text="Hi",
+                    encoding="GSM-7",
+                    parts=1,
+                    state=state,
+                    ext_ref=f"ref-{next(refs)}",
+                    **fields,
+                )
+                for line, state in enumerate(states)
+            ]
+            session.add_all(messages)
+            session.commit()
+            return row.id, [m.id for m in messages]
+
+    yield make

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -26,50 +22,11 @@ from dispatcher.claims import (
     sweep_stuck,
 )
 from dispatcher.models import Campaign, Message, utcnow
-from dispatcher.states import CampaignState, MessageState
+from dispatcher.states import MessageState
+from tests.conftest import Seed
 
 M = MessageState
 NOW = utcnow()
-
-Seed = Callable[..., tuple[int, list[int]]]
-
-
-@pytest.fixture
-def seed(db_engine: Engine) -> Iterator[Seed]:
-    """A factory: a campaign with one message per given state; returns (campaign id, ids)."""
-    refs = itertools.count()
-
-    def make(
-        *states: MessageState, campaign: dict[str, Any] | None = None, **fields: Any
-    ) -> tuple[int, list[int]]:
-        with Session(db_engine) as session:
-            row = Campaign(
-                name="c",
-                sender="SMSINFO",
-                template="Hi",
-                **({"provider": "bytehand", "state": CampaignState.RUNNING} | (campaign or {})),
-            )
-            session.add(row)
-            session.flush()
-            messages = [
-                Message(
-                    campaign_id=row.id,
-                    line=line,
-                    phone=f"+336010203{line:02d}",
-                    text="Hi",
-                    encoding="GSM-7",
-                    parts=1,
-                    state=state,
-                    ext_ref=f"ref-{next(refs)}",
-                    **fields,
-                )
-                for line, state in enumerate(states)
-            ]
-            session.add_all(messages)
-            session.commit()
-            return row.id, [m.id for m in messages]
-
-    yield make
 
 
 def fetch(engine: Engine, ids: list[int]) -> list[Message]:

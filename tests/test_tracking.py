@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from dispatcher.models import Campaign, InboundMessage, Message, StatusEvent, utcnow
-from dispatcher.states import CampaignState, MessageState, delivery_rank, report_applies
+from dispatcher.models import InboundMessage, Message, StatusEvent, utcnow
+from dispatcher.states import MessageState, delivery_rank, report_applies
 from dispatcher.tracking import (
     Applied,
     Report,
@@ -23,50 +20,11 @@ from dispatcher.tracking import (
     record_poll_silence,
     store_inbound,
 )
+from tests.conftest import Seed
 
 M = MessageState
 NOW = utcnow()
 FIRST, CEILING, DEADLINE = timedelta(minutes=1), timedelta(hours=1), timedelta(hours=48)
-
-Seed = Callable[..., tuple[int, list[int]]]
-
-
-@pytest.fixture
-def seed(db_engine: Engine) -> Iterator[Seed]:
-    """A factory: a campaign with one message per given state; returns (campaign id, ids)."""
-    refs = itertools.count()
-
-    def make(
-        *states: MessageState, campaign: dict[str, Any] | None = None, **fields: Any
-    ) -> tuple[int, list[int]]:
-        with Session(db_engine) as session:
-            row = Campaign(
-                name="c",
-                sender="SMSINFO",
-                template="Hi",
-                **({"provider": "bytehand", "state": CampaignState.RUNNING} | (campaign or {})),
-            )
-            session.add(row)
-            session.flush()
-            messages = [
-                Message(
-                    campaign_id=row.id,
-                    line=line,
-                    phone="+33601020304",
-                    text="Hi",
-                    encoding="GSM-7",
-                    parts=1,
-                    state=state,
-                    ext_ref=f"ref-{next(refs)}",
-                    **fields,
-                )
-                for line, state in enumerate(states)
-            ]
-            session.add_all(messages)
-            session.commit()
-            return row.id, [m.id for m in messages]
-
-    yield make
 
 
 def fetch(engine: Engine, mid: int) -> Message:
