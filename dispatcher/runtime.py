@@ -37,7 +37,11 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis_url = redis_url_for(settings)
+
+    @functools.cached_property
+    def redis_url(self) -> str:
+        """Resolved on first use: commands that only read the database never start a Redis."""
+        return redis_url_for(self.settings)
 
     @functools.cached_property
     def engine(self) -> Engine:
