@@ -47,8 +47,12 @@ class Scheduler:
         with self._cond:
             if self._stopping:
                 return
-            heapq.heappush(self._heap, (self._clock() + max(delay, 0.0), next(self._seq), fn))
-            self._cond.notify()
+            entry = (self._clock() + max(delay, 0.0), next(self._seq), fn)
+            heapq.heappush(self._heap, entry)
+            # Wake the timer thread only when its next deadline moved: a batch of 100 accepts
+            # would otherwise hand the GIL back and forth 100 times and slow the answer.
+            if self._heap[0] is entry:
+                self._cond.notify()
 
     def clear(self) -> None:
         """Forget every pending call."""

@@ -24,7 +24,9 @@ class RunningServer:
         if host not in LOOPBACK:
             raise ConfigError(f"the simulators bind to loopback only, not {host!r}")
         family = socket.AF_INET6 if host == "::1" else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are
+        # TCP. Without it, Nagle held every multi-write answer for the client's 40 ms delayed ACK.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))
