@@ -1,29 +1,39 @@
 """The fleet-wide limiter: N provider calls per second per account, shared by every process.
 
-Strategy: ``limits``' moving window (exact: never more than N entries in any window, unlike the
-fixed window that lets 2N through around a boundary), on Redis, with two changes made in a
-storage subclass:
+Strategy: a moving window (exact: never more than N entries in any window, unlike the fixed
+window that lets 2N through around a boundary) kept in one Redis sorted set per account, built on
+``limits``' Redis storage (connection, key prefix) and rate items, with two changes to its moving
+window, made in a storage subclass:
 
 * **One clock.** ``limits`` stamps entries with each caller's ``time.time()``, so hosts whose
-  clocks differ by 100 ms would each see a different window. Our script stamps entries with the
+  clocks differ by 100 ms would each see a different window. Our scripts stamp entries with the
   Redis server's ``TIME`` instead: every worker on every machine is judged by the same clock, and
   host clock skew does not matter at all.
-* **A guard band.** A call granted at ``t`` reaches the provider a few milliseconds later, and not
-  always the same few. The window is therefore ``1 s + guard`` (default 40 ms): any two grants
-  ``N`` apart are at least that far apart, so jitter below the guard cannot put ``N + 1`` calls in
-  one second *as the provider counts them*. At 20/s the guard costs 4% of the budget.
+* **Stamped when the call is over, not when it is granted.** The provider counts a call when it
+  arrives, somewhere between our grant and its answer; a process descheduled for 60 ms between
+  the two (two cores, eight processes) made a grant-time stamp too early, and a fixed guard band
+  was either too small for that or too costly. So a granted call holds its slot *in flight*
+  (scored in the future, so it counts) until its answer is back, and is then re-stamped with the
+  completion time, which is never earlier than the provider's arrival stamp. Any two calls N
+  apart therefore arrive at least a window apart, whatever the jitter. The cost is the call's
+  own latency per slot (a few ms). A process killed mid-call leaves its slot in flight until
+  ``hold_s`` (the longest a call can last) has passed: safe, since the call may have arrived.
 
-Priorities share one list: sends (and token requests, which sends need) may fill the whole
+Priorities share one set: sends (and token requests, which sends need) may fill the whole
 window; polls and account calls only take a slot while ``reserve`` slots stay free, so a campaign
 in full flow is not slowed by polling, and a poll that has waited ``promote_after`` competes as a
-send, so polls always progress. A Redis error grants nothing (fail closed).
+send, so polls always progress. A Redis error grants nothing (fail closed); a Redis error when
+re-stamping is logged and leaves the slot held until ``hold_s``, which is safe too.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -35,49 +45,63 @@ from dispatcher.providers.base import CallKind
 
 __all__ = ["FleetLimiter", "ServerClockRedisStorage"]
 
+log = logging.getLogger(__name__)
+
 _ACQUIRE = """
 local limit = tonumber(ARGV[1])
 local window_us = tonumber(ARGV[2])
-local capacity = tonumber(ARGV[3])
+local hold_us = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local entry = redis.call('LINDEX', KEYS[1], limit - 1)
-if entry and tonumber(entry) > now - window_us then
-    return {0, tonumber(entry) + window_us - now}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window_us)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+    local blocking = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+    return {0, tonumber(blocking[2]) + window_us - now}
 end
-redis.call('LPUSH', KEYS[1], t[1] .. string.format('%06d', tonumber(t[2])))
-redis.call('LTRIM', KEYS[1], 0, capacity - 1)
-redis.call('PEXPIRE', KEYS[1], math.ceil(window_us / 1000) + 1000)
+redis.call('ZADD', KEYS[1], now + hold_us, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil((hold_us + window_us) / 1000) + 1000)
 return {1, 0}
+"""
+
+_COMPLETE = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[1])
+return 1
 """
 
 
 class ServerClockRedisStorage(RedisStorage):
-    """``limits``' Redis storage whose moving window is stamped by the Redis server clock."""
+    """``limits``' Redis storage with a moving window stamped by the Redis server clock, whose
+    entries are held in flight until the call they granted is over."""
 
-    def __init__(self, uri: str, *, guard_s: float, capacity: int, **options: Any) -> None:
+    def __init__(self, uri: str, *, guard_s: float, hold_s: float, **options: Any) -> None:
         super().__init__(uri, key_prefix="dispatcher:limit", **options)
         self.guard_s = guard_s
-        self.capacity = capacity
-        self._acquire_script = self.get_connection().register_script(_ACQUIRE.encode())
+        self.hold_s = hold_s
+        connection = self.get_connection()
+        self._acquire_script = connection.register_script(_ACQUIRE.encode())
+        self._complete_script = connection.register_script(_COMPLETE.encode())
 
-    def acquire_with_wait(self, key: str, limit: int, expiry: float) -> tuple[bool, float]:
-        """Take one slot if fewer than ``limit`` were taken in the window; else say how long
-        until the oldest counted entry leaves it."""
+    def acquire_with_wait(self, key: str, limit: int, expiry: float) -> tuple[str | None, float]:
+        """Take one slot if fewer than ``limit`` are in flight or ended within the window:
+        ``(ticket, 0)``; else ``(None, seconds until the blocking entry leaves the window)``."""
+        ticket = secrets.token_hex(8)
         window_us = int((expiry + self.guard_s) * 1_000_000)
         granted, wait_us = self._acquire_script(
-            keys=[self.prefixed_key(key)], args=[limit, window_us, self.capacity]
+            keys=[self.prefixed_key(key)],
+            args=[limit, window_us, int(self.hold_s * 1_000_000), ticket],
         )
-        return bool(granted), int(wait_us) / 1_000_000
+        return (ticket if granted else None), int(wait_us) / 1_000_000
 
-    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        if amount != 1:
-            raise ValueError("the fleet limiter grants one call at a time")
-        return self.acquire_with_wait(key, limit, expiry)[0]
+    def complete(self, key: str, ticket: str) -> None:
+        """Re-stamp a granted entry with the time its call ended."""
+        self._complete_script(keys=[self.prefixed_key(key)], args=[ticket])
 
 
 class FleetLimiter:
-    """Waits for a turn in one provider account's budget; used as the clients' call gate."""
+    """Waits for a turn in one provider account's budget; used as the clients' call gate:
+    ``with limiter("send"): <one HTTP request>``."""
 
     def __init__(
         self,
@@ -85,24 +109,23 @@ class FleetLimiter:
         key: str,
         *,
         calls_per_second: int,
-        guard_s: float = 0.04,
+        hold_s: float = 60.0,
+        guard_s: float = 0.01,
         reserve: int = 4,
         promote_after_s: float = 5.0,
         max_wait_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.key = key
-        self.storage = ServerClockRedisStorage(
-            redis_url, guard_s=guard_s, capacity=calls_per_second
-        )
+        self.storage = ServerClockRedisStorage(redis_url, guard_s=guard_s, hold_s=hold_s)
         self.full = RateLimitItemPerSecond(calls_per_second)
         self.background = RateLimitItemPerSecond(max(1, calls_per_second - reserve))
         self.promote_after_s = promote_after_s
         self.max_wait_s = max_wait_s
         self.sleep = sleep
 
-    def try_acquire(self, kind: CallKind, waited_s: float = 0.0) -> tuple[bool, float]:
-        """One attempt: ``(granted, seconds until a slot may free)``. Never waits."""
+    def try_acquire(self, kind: CallKind, waited_s: float = 0.0) -> tuple[str | None, float]:
+        """One attempt: ``(ticket or None, seconds until a slot may free)``. Never waits."""
         urgent = kind in ("send", "token") or waited_s >= self.promote_after_s
         item = self.full if urgent else self.background
         try:
@@ -110,17 +133,34 @@ class FleetLimiter:
         except redis.RedisError as exc:
             raise RateLimiterUnavailable(f"rate limiter unreachable: {exc}") from exc
 
-    def wait_turn(self, kind: CallKind) -> None:
-        """Block until this process may make one call of ``kind``."""
+    def complete(self, ticket: str) -> None:
+        """The call granted by ``ticket`` is over: its slot counts from now for one window."""
+        try:
+            self.storage.complete(self.key, ticket)
+        except redis.RedisError as exc:
+            # The call happened: raising would lose its answer. The slot stays held (safe).
+            log.warning("rate limiter: call end not recorded (%s); slot held until expiry", exc)
+
+    def wait_turn(self, kind: CallKind) -> str:
+        """Block until this process may make one call of ``kind``; returns its ticket."""
         started = time.monotonic()
         while True:
             waited = time.monotonic() - started
-            granted, wait = self.try_acquire(kind, waited)
-            if granted:
-                return
+            ticket, wait = self.try_acquire(kind, waited)
+            if ticket is not None:
+                return ticket
             if waited > self.max_wait_s:
                 raise RateLimiterUnavailable(f"no call slot for {self.key} in {waited:.0f} s")
             # Jitter spreads the waiting processes so they do not all retry at the same instant.
-            self.sleep(min(max(wait, 0.002), 0.25) + random.uniform(0, 0.01))
+            self.sleep(min(max(wait, 0.002), 0.25) + random.uniform(0, 0.005))
 
-    __call__ = wait_turn
+    @contextmanager
+    def turn(self, kind: CallKind) -> Iterator[None]:
+        """Hold one slot for the duration of one provider call."""
+        ticket = self.wait_turn(kind)
+        try:
+            yield
+        finally:
+            self.complete(ticket)
+
+    __call__ = turn

@@ -72,7 +72,15 @@ class Runtime:
             self.redis_url,
             limiter_key(provider, self.account(provider)),
             calls_per_second=self.settings.dispatch.calls_per_second,
+            hold_s=self.longest_call_s,
         )
+
+    @property
+    def longest_call_s(self) -> float:
+        """The longest one HTTP call can last: waiting for a pooled connection, connecting,
+        writing and reading are each bounded (see ``build_http_client``)."""
+        dispatch = self.settings.dispatch
+        return 2 * dispatch.http_connect_timeout_s + 2 * dispatch.http_read_timeout_s + 1.0
 
     @functools.cached_property
     def bytehand(self) -> ByteHandClient:

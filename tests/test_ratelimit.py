@@ -10,6 +10,7 @@ import redis
 
 from dispatcher.embedded import free_port
 from dispatcher.errors import RateLimiterUnavailable
+from dispatcher.providers.base import CallKind
 from dispatcher.ratelimit import FleetLimiter
 
 
@@ -29,8 +30,8 @@ def _hammer(redis_url: str, key: str, seconds: float, queue: multiprocessing.Que
     stamps = []
     deadline = time.time() + seconds
     while time.time() < deadline:
-        limiter.wait_turn("send")
-        stamps.append(time.time())
+        with limiter("send"):
+            stamps.append(time.time())
     queue.put(stamps)
 
 
@@ -58,23 +59,31 @@ def test_four_processes_share_one_budget(redis_client: redis.Redis, redis_url: s
     assert len(stamps) / duration >= 18.5, f"only {len(stamps)} calls in {duration:.2f} s"
 
 
+def _granted(limiter: FleetLimiter, kind: CallKind, waited_s: float = 0.0) -> bool:
+    """One attempt whose call, if granted, is over at once."""
+    ticket, _ = limiter.try_acquire(kind, waited_s)
+    if ticket is not None:
+        limiter.complete(ticket)
+    return ticket is not None
+
+
 def test_accounts_do_not_share_budgets(redis_client: redis.Redis, redis_url: str) -> None:
     """Each account has its own 20 slots."""
     one = FleetLimiter(redis_url, "bytehand:a", calls_per_second=20)
     two = FleetLimiter(redis_url, "bytehand:b", calls_per_second=20)
-    assert all(one.try_acquire("send")[0] for _ in range(20))
-    assert not one.try_acquire("send")[0]
-    assert two.try_acquire("send")[0]
+    assert all(_granted(one, "send") for _ in range(20))
+    assert not _granted(one, "send")
+    assert _granted(two, "send")
 
 
 def test_polls_leave_room_for_sends(redis_client: redis.Redis, redis_url: str) -> None:
     """Polls stop at limit - reserve; sends still get the reserved slots; the wait is known."""
     limiter = FleetLimiter(redis_url, "timetochat:s", calls_per_second=20, reserve=4)
-    granted = [limiter.try_acquire("poll")[0] for _ in range(20)]
+    granted = [_granted(limiter, "poll") for _ in range(20)]
     assert granted.count(True) == 16
-    assert all(limiter.try_acquire("send")[0] for _ in range(4))
-    ok, wait = limiter.try_acquire("send")
-    assert not ok
+    assert all(_granted(limiter, "send") for _ in range(4))
+    ticket, wait = limiter.try_acquire("send")
+    assert ticket is None
     assert 0.9 < wait <= 1.05
 
 
@@ -82,14 +91,39 @@ def test_starved_poll_is_promoted(redis_client: redis.Redis, redis_url: str) -> 
     """A poll that has waited long enough competes with sends."""
     limiter = FleetLimiter(redis_url, "k", calls_per_second=20, reserve=4, promote_after_s=5)
     for _ in range(16):
-        limiter.try_acquire("send")
-    assert not limiter.try_acquire("poll", waited_s=1.0)[0]
-    assert limiter.try_acquire("poll", waited_s=6.0)[0]
+        _granted(limiter, "send")
+    assert not _granted(limiter, "poll", waited_s=1.0)
+    assert _granted(limiter, "poll", waited_s=6.0)
+
+
+def test_a_call_holds_its_slot_until_its_answer(redis_client: redis.Redis, redis_url: str) -> None:
+    """The window of a slow call starts when it ends: the provider may have counted it late."""
+    limiter = FleetLimiter(redis_url, "slow", calls_per_second=2, guard_s=0.0)
+    with limiter("send"):
+        assert _granted(limiter, "send")
+        time.sleep(1.2)  # the first call is still in flight, the second ended long ago
+        assert _granted(limiter, "send")
+        assert not _granted(limiter, "send")
+    ticket, wait = limiter.try_acquire("send")
+    assert ticket is None
+    assert 0.7 < wait <= 1.0  # the slow call's slot frees one second after it ended
+
+
+def test_a_call_never_ended_frees_its_slot_after_hold(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """A process killed mid-call leaves its slot held for the longest a call can last."""
+    limiter = FleetLimiter(redis_url, "killed", calls_per_second=1, hold_s=0.5, guard_s=0.0)
+    assert limiter.try_acquire("send")[0] is not None  # never completed
+    ticket, wait = limiter.try_acquire("send")
+    assert ticket is None
+    assert 1.3 < wait <= 1.5
+    time.sleep(wait)
+    assert _granted(limiter, "send")
 
 
 def test_redis_down_fails_closed() -> None:
     """No Redis, no call: the limiter raises rather than letting calls through."""
-    with pytest.raises(RateLimiterUnavailable):
-        FleetLimiter(f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20).wait_turn(
-            "send"
-        )
+    limiter = FleetLimiter(f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20)
+    with pytest.raises(RateLimiterUnavailable), limiter("send"):
+        pytest.fail("a call was let through")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Literal
 
 import httpx
@@ -42,8 +42,9 @@ __all__ = [
 CallKind = Literal["send", "poll", "token", "account"]
 """What a provider call is for: the limiter may weigh or report kinds differently."""
 
-CallGate = Callable[[CallKind], None]
-"""Called immediately before every HTTP request; blocks until the fleet-wide budget allows it."""
+CallGate = Callable[[CallKind], AbstractContextManager[None]]
+"""Entered around every HTTP request: blocks until the fleet-wide budget allows it, and holds
+the call's slot until its answer is back (the provider counts it somewhere in between)."""
 
 _NEVER_LEFT: tuple[type[httpx.RequestError], ...] = (
     httpx.ConnectError,
@@ -55,8 +56,9 @@ _NEVER_LEFT: tuple[type[httpx.RequestError], ...] = (
 )
 
 
-def no_gate(kind: CallKind) -> None:
+def no_gate(kind: CallKind) -> AbstractContextManager[None]:
     """The default gate: no limit (unit tests, one-off CLI calls)."""
+    return nullcontext()
 
 
 def build_http_client(connect_timeout: float, read_timeout: float) -> httpx.Client:
@@ -107,8 +109,7 @@ def request(
     headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """Spend one unit of the budget, then make one HTTP request with foreign errors mapped."""
-    gate(kind)
-    with map_transport_errors(provider, idempotent=idempotent):
+    with gate(kind), map_transport_errors(provider, idempotent=idempotent):
         return http.request(method, url, params=params, content=content, headers=headers)
 
 

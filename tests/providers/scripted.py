@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import httpx
@@ -31,9 +32,10 @@ class ScriptedProvider:
         self.requests: list[httpx.Request] = []
         self.kinds: list[str] = []
 
-    def gate(self, kind: str) -> None:
+    def gate(self, kind: str) -> AbstractContextManager[None]:
         """A CallGate that records the kind of every call."""
         self.kinds.append(kind)
+        return nullcontext()
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
         request.read()

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -162,14 +163,24 @@ class Wire:
         self._lock = threading.Lock()
         self.kinds: list[CallKind] = []
         self.requests: list[httpx.Request] = []
+        self.held = 0
+        self.sent_outside_gate = 0
 
-    def gate(self, kind: CallKind) -> None:
+    @contextmanager
+    def gate(self, kind: CallKind) -> Iterator[None]:
         with self._lock:
             self.kinds.append(kind)
+            self.held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held -= 1
 
     def hook(self, request: httpx.Request) -> None:
         with self._lock:
             self.requests.append(request)
+            self.sent_outside_gate += self.held == 0
 
     def http(self, connect_timeout: float = 2.0, read_timeout: float = 5.0) -> httpx.Client:
         client = build_http_client(connect_timeout, read_timeout)
@@ -185,7 +196,11 @@ class Wire:
         ]
 
     def assert_one_gate_per_request(self) -> None:
+        """One slot per request, held while the request went out (the limiter re-stamps the
+        slot when the gate is left, so a request outside it would escape the window)."""
         assert len(self.kinds) == len(self.requests)
+        assert self.sent_outside_gate == 0
+        assert self.held == 0
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
 import pytest
 
@@ -82,21 +85,33 @@ def test_build_http_client_has_explicit_timeouts() -> None:
 
 
 def test_request_passes_the_gate_once_before_the_call() -> None:
-    """The gate sees the call's kind before the request is made."""
+    """The gate sees the call's kind before the request is made and is left after the answer,
+    also when the request fails."""
     events: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         events.append("http")
         return reply(200, {})
 
-    provider = ScriptedProvider(answer)
+    def no_answer(request: httpx.Request) -> httpx.Response:
+        events.append("http")
+        raise httpx.ReadTimeout("no answer", request=request)
 
-    def gate(kind: str) -> None:
+    provider = ScriptedProvider(answer, no_answer)
+
+    @contextmanager
+    def gate(kind: str) -> Iterator[None]:
         events.append(kind)
+        try:
+            yield
+        finally:
+            events.append("left")
 
     with provider.client() as http:
         request(http, gate, "poll", "GET", "http://p/x", provider="p", idempotent=True)
-    assert events == ["poll", "http"]
+        with pytest.raises(ProviderUnavailable):
+            request(http, gate, "poll", "GET", "http://p/down", provider="p", idempotent=True)
+    assert events == ["poll", "http", "left", "poll", "http", "left"]
 
 
 def test_gate_refusal_stops_the_request() -> None:
@@ -114,7 +129,8 @@ def test_gate_refusal_stops_the_request() -> None:
 def test_no_gate_allows_everything() -> None:
     """The default gate does nothing and raises nothing."""
     for kind in ("send", "poll", "token", "account"):
-        no_gate(kind)
+        with no_gate(kind):
+            pass
 
 
 @pytest.mark.parametrize(
