@@ -1,11 +1,12 @@
 """Sustained provider calls/s with 1, 2 and 4 worker processes, ours beside Celery rate_limit.
 
 For each worker count, one run of the real pipeline (a TimeToChat campaign of 600 recipients,
-then a ByteHand campaign of 20,000, each with the whole fleet), then the same
+then a ByteHand campaign of 40,000, each with the whole fleet; sustained calls/s is the busiest
+ten seconds, so the campaign must last well beyond ten), then the same
 worker count running the naive ``rate_limit="20/s"`` task (bench/naive_app.py) for 600
 TimeToChat sends. Figures come from the simulators' ledgers and statistics. Prints JSON.
 
-    .venv/bin/python bench/throughput.py [--workers 1 2 4] [--ttc 600] [--bytehand 20000]
+    .venv/bin/python bench/throughput.py [--workers 1 2 4] [--ttc 600] [--bytehand 40000]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dispatcher.demo import generate_recipients  # noqa: E402
+from dispatcher.fleet import WORKER_THREADS  # noqa: E402
 from dispatcher.loader import create_campaign  # noqa: E402
 from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack, StackOptions  # noqa: E402
 from dispatcher.sandbox import Lifecycle  # noqa: E402
@@ -72,7 +74,8 @@ def run_naive(directory: Path, workers: int, ttc: int) -> dict[str, Any]:
         for index in range(workers):
             stack.fleet.add(
                 f"naive{index}",
-                [sys.executable, "-m", "celery", "-A", "bench.naive_app", "worker", "-c", "1",
+                [sys.executable, "-m", "celery", "-A", "bench.naive_app", "worker",
+                 "-P", "threads", "-c", str(WORKER_THREADS),
                  "-n", f"naive{index}@%h", "--without-gossip", "--without-mingle"],
             )  # fmt: skip
             stack.fleet.start(f"naive{index}")
@@ -102,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--ttc", type=int, default=600)
-    parser.add_argument("--bytehand", type=int, default=20000)
+    parser.add_argument("--bytehand", type=int, default=40000)
     args = parser.parse_args()
     results: dict[str, Any] = {"ours": {}, "celery_rate_limit": {}}
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ from dispatcher import campaigns
 from dispatcher.config import Settings, load_settings
 from dispatcher.db import migrate, session_scope
 from dispatcher.embedded import EmbeddedRedis, free_port
-from dispatcher.fleet import Fleet, beat_command, web_command, worker_command
+from dispatcher.fleet import WORKER_THREADS, Fleet, beat_command, web_command, worker_command
 from dispatcher.models import utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.sandbox import ByteHandAccount, Faults, Lifecycle, TimeToChatAccount
@@ -40,7 +40,7 @@ class StackOptions:
     """What to run. ``redis_url``/``database_url`` None: the embedded Redis and SQLite."""
 
     workers: int = 2
-    concurrency: int = 1
+    concurrency: int = WORKER_THREADS
     beat: bool = True
     redis_url: str | None = None
     database_url: str | None = None

@@ -7,6 +7,7 @@ so every worker process opens its own sockets instead of sharing its parent's.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 import httpx
@@ -119,14 +120,16 @@ class Runtime:
 
 
 _current: Runtime | None = None
+_creating = threading.Lock()
 
 
 def current() -> Runtime:
     """This process's runtime, built from the settings on first use."""
     global _current  # noqa: PLW0603 - a per-process singleton, reset after fork
-    if _current is None:
-        _current = Runtime(load_settings())
-    return _current
+    with _creating:  # a worker's threads start together: one runtime, not one each
+        if _current is None:
+            _current = Runtime(load_settings())
+        return _current
 
 
 def reset(runtime: Runtime | None = None) -> None:

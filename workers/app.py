@@ -4,8 +4,11 @@ Reliability choices, each against a known failure of Celery on Redis:
 
 * ``acks_late`` + ``task_reject_on_worker_lost``: a task whose worker dies is redelivered, and
   the database claims make the redelivery harmless (it finds its rows no longer ``queued``).
-* ``worker_prefetch_multiplier = 1``: a worker holds one send at a time, so a killed worker
-  strands one batch, not dozens, and the fleet shares work evenly.
+  Workers run a pool of threads (sends wait on the network, see ``dispatcher.fleet``), so a
+  crash takes the whole process: its unacknowledged messages come back after the visibility
+  timeout, and long before that the sweeper releases their ``queued`` rows to be fed again.
+* ``worker_prefetch_multiplier = 1``: a worker holds one send per thread, so a killed worker
+  strands a few batches, not dozens, and the fleet shares work evenly.
 * ``visibility_timeout`` of an hour, longer than any task: a slow task is not redelivered to a
   second worker while the first still runs it.
 * Queues read by priority: ``default`` (the 1 s tick), then sends, then ``status`` (polls).

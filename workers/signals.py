@@ -14,6 +14,7 @@ from celery.signals import (
     beat_init,
     worker_process_init,
     worker_process_shutdown,
+    worker_shutdown,
 )
 
 from dispatcher import runtime
@@ -37,6 +38,7 @@ def _fresh_runtime_for_beat(**_: Any) -> None:
     runtime.reset()
 
 
-@worker_process_shutdown.connect
+@worker_process_shutdown.connect  # a prefork pool process
+@worker_shutdown.connect  # the worker itself (a thread pool runs its tasks there)
 def _close_runtime(**_: Any) -> None:
     runtime.current().close()
