@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher import campaigns, loader
@@ -31,6 +31,7 @@ from dispatcher.runtime import Runtime
 from dispatcher.states import CampaignState, MessageState
 from dispatcher.web.auth import require_token
 from dispatcher.web.bodies import read_limited, receive_upload
+from dispatcher.web.openapi import API_ERRORS, request_body
 from dispatcher.web.queries import campaign_page, message_page, progress
 from dispatcher.web.state import Clock, OnStart, get_clock, get_on_start, get_runtime
 
@@ -38,7 +39,12 @@ __all__ = ["CampaignForm", "ResolveInDoubt", "router"]
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[Depends(require_token)])
+router = APIRouter(
+    prefix="/campaigns",
+    tags=["campaigns"],
+    dependencies=[Depends(require_token)],
+    responses=API_ERRORS,
+)
 
 # Ids are BIGINT on PostgreSQL: a larger number is a 422, not a database overflow (500).
 CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -58,6 +64,9 @@ def _no_nul(value: str) -> str:
 
 NoNul = AfterValidator(_no_nul)
 
+_TIME: dict[str, JsonValue] = {"format": "date-time"}
+"""For the OpenAPI document only: the loader parses times (400 ``bad_schedule``)."""
+
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -71,9 +80,9 @@ class CampaignForm(BaseModel):
     sender: Annotated[str, Field(min_length=1, max_length=50), NoNul]
     text: Annotated[str, Field(min_length=1, max_length=10_000), NoNul]
     name: Annotated[str, Field(max_length=200), NoNul] | None = None
-    start_at: Annotated[str, Field(max_length=64), NoNul] | None = None
-    send_after: Annotated[str, Field(max_length=64), NoNul] | None = None
-    validity: Annotated[str, Field(max_length=64), NoNul] | None = None
+    start_at: Annotated[str, Field(max_length=64, json_schema_extra=_TIME), NoNul] | None = None
+    send_after: Annotated[str, Field(max_length=64, json_schema_extra=_TIME), NoNul] | None = None
+    validity: Annotated[str, Field(max_length=64, json_schema_extra=_TIME), NoNul] | None = None
     phone_column: Annotated[str, Field(max_length=200), NoNul] | None = None
     region: Annotated[str, Field(max_length=8), NoNul] | None = None
     smart_encoding: bool = False
@@ -104,7 +113,11 @@ def _kick(on_start: OnStart, campaign_id: int) -> bool:
     return True
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=request_body(CampaignForm, "multipart/form-data", files=("file",)),
+)
 async def create(request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
     """Upload a recipient file (``file``) with the campaign's fields; a draft is stored."""
     upload = await receive_upload(request, max_file_bytes=runtime.settings.max_upload_bytes)
@@ -235,7 +248,7 @@ def retry_failed(
     return {"id": campaign_id, "state": state, "requeued": requeued, "kicked": kicked}
 
 
-@router.post("/{campaign_id}/resolve-in-doubt")
+@router.post("/{campaign_id}/resolve-in-doubt", openapi_extra=request_body(ResolveInDoubt))
 async def resolve_in_doubt(
     campaign_id: CampaignId,
     request: Request,

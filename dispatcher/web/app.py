@@ -9,9 +9,10 @@ app for uvicorn. Routes::
     POST /webhooks/timetochat/{secret}   TimeToChat path secret + username
     *    /campaigns...                   bearer token (see dispatcher.web.api)
     GET  /                               dashboard, token once then cookie
+    GET  /openapi.json                   bearer token (see dispatcher.web.openapi)
 
-The OpenAPI schema and its docs pages are not served: this app faces the providers on the
-internet, and the API is documented in :mod:`dispatcher.web.api` and the README.
+No interactive docs pages are served, and the document only to holders of the API token: this
+app faces the providers on the internet.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import text
 from dispatcher.runtime import Runtime
 from dispatcher.web import api, dashboard, webhooks
 from dispatcher.web.errors import install_error_handlers
+from dispatcher.web.openapi import serve_openapi
 from dispatcher.web.state import OnStart, get_runtime, no_kick
 
 __all__ = ["create_app"]
@@ -88,4 +90,5 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    serve_openapi(app)
     return app

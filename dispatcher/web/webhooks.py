@@ -18,6 +18,9 @@ is the thin edge between them, and decides what the provider is told:
 Values go into ``VARCHAR`` columns and JSON: a NUL character, text that is not valid Unicode
 or a value longer than its column is a malformed callback (400), not a database error (500).
 The ByteHand ``key`` is never stored or logged: payloads keep a whitelist of fields without it.
+
+Both routes read their raw input, credentials first; the OpenAPI document describes it from
+:mod:`dispatcher.web.schemas` without FastAPI judging it (see :mod:`dispatcher.web.openapi`).
 """
 
 from __future__ import annotations
@@ -40,13 +43,15 @@ from dispatcher.providers.timetochat_webhooks import PushEvent, parse_push_cra
 from dispatcher.runtime import Runtime
 from dispatcher.tracking import Report
 from dispatcher.web.bodies import read_limited
+from dispatcher.web.openapi import WEBHOOK_ERRORS, query_parameters, request_body
+from dispatcher.web.schemas import ByteHandCallback, PushCra
 from dispatcher.web.state import get_runtime
 
 __all__ = ["MAX_PUSH_BYTES", "router"]
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=WEBHOOK_ERRORS)
 
 MAX_PUSH_BYTES = 1 << 20
 """A Push_CRA POST carries a handful of small items; anything this large is not one."""
@@ -91,7 +96,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-@router.get("/bytehand")
+@router.get("/bytehand", openapi_extra={"parameters": query_parameters(ByteHandCallback)})
 def bytehand_callback(request: Request, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:  # noqa: B008
     """One ByteHand callback: a status of a message we sent, or an incoming SMS."""
     query = dict(request.query_params)
@@ -223,7 +228,7 @@ def _apply_push(runtime: Runtime, events: list[PushEvent]) -> dict[str, int]:
     return results
 
 
-@router.post("/timetochat/{secret}")
+@router.post("/timetochat/{secret}", openapi_extra=request_body(PushCra))
 async def timetochat_push(
     secret: str,
     request: Request,
