@@ -19,6 +19,7 @@ from dispatcher.loader import create_campaign
 from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack, StackOptions
 from dispatcher.models import Message
 from dispatcher.states import FINAL_MESSAGE_STATES, MessageState
+from tests.conftest import postgres_schema
 
 M = MessageState
 SOAK = os.environ.get("SOAK") == "1"
@@ -38,9 +39,21 @@ ACCEPTED_STATES = {M.SUBMITTED, M.SENT, M.DELIVERED, M.UNDELIVERABLE, M.UNKNOWN}
 StackFactory = Callable[..., LocalStack]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every scenario on both stores: ``sqlite`` (the stack's own file) and a fresh PostgreSQL
+    schema (its URL)."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
 @pytest.fixture
-def fault_stack(tmp_path: Path, redis_url: str) -> Iterator[StackFactory]:
-    """Start stacks (on the shared test Redis unless ``own_redis``), stopped afterwards."""
+def fault_stack(tmp_path: Path, redis_url: str, database: str) -> Iterator[StackFactory]:
+    """Start stacks (on the shared test Redis unless ``own_redis``; on the scenario's database
+    unless given one), stopped afterwards."""
     started: list[LocalStack] = []
 
     def start(own_redis: bool = False, **options: Any) -> LocalStack:
@@ -48,6 +61,7 @@ def fault_stack(tmp_path: Path, redis_url: str) -> Iterator[StackFactory]:
             redis.Redis.from_url(redis_url).flushdb()
         settings = {
             "redis_url": None if own_redis else redis_url,
+            "database_url": None if database == "sqlite" else database,
             "dispatch": FAULT_DISPATCH,
             **options,
         }
@@ -106,10 +120,14 @@ def judge(stack: LocalStack, campaign_id: int, provider: str) -> dict[str, int]:
     }
 
 
-def record(scenario: str, provider: str, figures: dict[str, int], started: float) -> None:
+def record(
+    stack: LocalStack, scenario: str, provider: str, figures: dict[str, int], started: float
+) -> None:
     """Append a row of docs/reliability.md's table to the reliability log."""
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    row = {"scenario": scenario, "provider": provider, "soak": SOAK, **figures}
+    database = stack.runtime.engine.dialect.name
+    row = {"scenario": scenario, "database": database, "provider": provider, "soak": SOAK}
+    row |= figures
     row["seconds"] = round(time.monotonic() - started, 1)
     with REPORT.open("a") as handle:
         handle.write(json.dumps(row) + "\n")

@@ -21,7 +21,6 @@ from dispatcher.fleet import beat_command, worker_command
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.sandbox import Faults
 from dispatcher.states import CampaignState, MessageState
-from tests.conftest import POSTGRES_URL, postgres_schema
 from tests.e2e.conftest import check_ledger
 from tests.faults.conftest import StackFactory, campaign, judge, record
 from tests.faults.proxy import OutageProxy
@@ -41,7 +40,7 @@ def _judge_all(stack, ids: dict[str, int], scenario: str, started: float) -> dic
     results = {}
     for provider, campaign_id in ids.items():
         results[provider] = judge(stack, campaign_id, provider)
-        record(scenario, provider, results[provider], started)
+        record(stack, scenario, provider, results[provider], started)
     return results
 
 
@@ -71,14 +70,18 @@ def test_redis_restarted_mid_campaign(fault_stack: StackFactory, tmp_path: Path)
     _judge_all(stack, ids, "Redis stopped 3 s and restarted empty", started)
 
 
-def test_database_unavailable(fault_stack: StackFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_database_unavailable(
+    fault_stack: StackFactory, tmp_path: Path, database: str, postgres_url: str
+) -> None:
     """PostgreSQL refuses connections for 4 s mid-campaign: work resumes, nothing twice."""
-    host_port = POSTGRES_URL.split("@", 1)[1].split("/", 1)[0]
+    host_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.split(":")
     proxy = OutageProxy((host, int(port))).start()
-    with postgres_schema() as url:
-        proxied = url.replace(host_port, f"127.0.0.1:{proxy.port}")
-        stack = fault_stack(workers=2, database_url=proxied)
+    try:
+        stack = fault_stack(
+            workers=2, database_url=database.replace(host_port, f"127.0.0.1:{proxy.port}")
+        )
         started = time.monotonic()
         ids = _start_both(stack, tmp_path)
         time.sleep(2)
@@ -86,7 +89,8 @@ def test_database_unavailable(fault_stack: StackFactory, tmp_path: Path) -> None
         stack.wait_settled(list(ids.values()), timeout=150)
         _judge_all(stack, ids, "PostgreSQL refusing connections 4 s", started)
         stack.stop()
-    proxy.stop()
+    finally:
+        proxy.stop()
 
 
 def test_provider_failing_and_slow(fault_stack: StackFactory, tmp_path: Path) -> None:
@@ -132,7 +136,7 @@ def test_callbacks_duplicated_reordered_and_late(fault_stack: StackFactory, tmp_
     time.sleep(faults.callback_delay_s + 2)  # the late callbacks arrive after the polls
     for provider, campaign_id in ids.items():
         check_ledger(stack, campaign_id, provider)
-        record("callbacks duplicated 50%, reordered, 5 s late", provider,
+        record(stack, "callbacks duplicated 50%, reordered, 5 s late", provider,
                judge(stack, campaign_id, provider), started)  # fmt: skip
 
 
@@ -148,7 +152,7 @@ def test_beat_killed_during_scheduled_start(fault_stack: StackFactory, tmp_path:
     time.sleep(2)
     stack.fleet.start("beat")
     stack.wait_done([campaign_id], timeout=120)
-    record("beat SIGKILLed at a scheduled start", "timetochat",
+    record(stack, "beat SIGKILLed at a scheduled start", "timetochat",
            judge(stack, campaign_id, "timetochat"), started)  # fmt: skip
 
 
