@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "Applied",
     "Report",
     "apply_report",
+    "bounded_key",
     "claim_due_polls",
     "record_poll_silence",
     "store_inbound",
@@ -87,6 +89,20 @@ def _find(session: Session, report: Report) -> Message | None:
     return None
 
 
+DEDUP_KEY_LENGTH = 300
+"""The width of the ``dedup_key`` columns."""
+
+
+def bounded_key(key: str) -> str:
+    """``key`` as it fits the column: a longer key keeps its start and ends with the SHA-256
+    of the whole, so two keys differing only past the cut stay two events (a plain cut made
+    two maximal TimeToChat MOs with different texts one duplicate)."""
+    if len(key) <= DEDUP_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: DEDUP_KEY_LENGTH - len(digest) - 1]}#{digest}"
+
+
 def apply_report(session: Session, report: Report, now: datetime) -> Applied:
     """Record a report once, and move its message forward if it is news."""
     message = _find(session, report)
@@ -96,7 +112,7 @@ def apply_report(session: Session, report: Report, now: datetime) -> Applied:
         "source": report.source,
         "provider_state": report.provider_state,
         "state": report.state,
-        "dedup_key": report.dedup_key[:300],
+        "dedup_key": bounded_key(report.dedup_key),
         "payload": dict(report.payload),
         "received_at": now,
         "applied": False,
@@ -177,7 +193,7 @@ def store_inbound(
             "to_number": to_number,
             "text": text,
             "reply_to_id": reply_to,
-            "dedup_key": dedup_key[:300],
+            "dedup_key": bounded_key(dedup_key),
             "received_at": now,
         },
     )

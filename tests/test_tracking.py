@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 from dispatcher.models import InboundMessage, Message, StatusEvent, utcnow
 from dispatcher.states import MessageState, delivery_rank, report_applies
 from dispatcher.tracking import (
+    DEDUP_KEY_LENGTH,
     Applied,
     Report,
     apply_report,
+    bounded_key,
     claim_due_polls,
     record_poll_silence,
     store_inbound,
@@ -334,6 +336,17 @@ def test_inbound_is_stored_once(db_engine: Engine) -> None:
     assert inbound(db_engine) is False
     with Session(db_engine) as session:
         assert session.scalar(select(func.count()).select_from(InboundMessage)) == 1
+
+
+def test_long_keys_differing_past_the_column_width_stay_distinct(db_engine: Engine) -> None:
+    """Two maximal MOs alike in their first 300 characters are two messages, each kept once."""
+    common = "mo:timetochat:" + "x" * 320
+    assert inbound(db_engine, key=common + ":digest-one") is True
+    assert inbound(db_engine, key=common + ":digest-two") is True
+    assert inbound(db_engine, key=common + ":digest-one") is False
+    keys = [bounded_key(common + ":digest-one"), bounded_key("short")]
+    assert len(keys[0]) == DEDUP_KEY_LENGTH
+    assert keys[1] == "short"
 
 
 def test_inbound_links_to_the_message_by_ext_ref(db_engine: Engine, seed: Seed) -> None:
