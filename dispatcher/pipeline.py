@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ __all__ = [
     "Enqueue",
     "claim_polls",
     "feed",
+    "operate",
     "poll",
     "send_bytehand_batch",
     "send_timetochat",
@@ -41,6 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 M = MessageState
+T = TypeVar("T")
 
 Enqueue = Callable[[str, int, list[list[int]]], None]
 """``enqueue(provider, campaign_id, batches)``: hands claimed work to the broker."""
@@ -239,6 +242,12 @@ def claim_polls(runtime: Runtime, provider: str, *, limit: int) -> list[int]:
         return tracking.claim_due_polls(
             session, provider, utcnow(), limit=limit, lease=runtime.settings.dispatch.poll_after
         )
+
+
+def operate(runtime: Runtime, action: Callable[[Session, int, datetime], T], campaign_id: int) -> T:
+    """One operator action on a campaign (:mod:`dispatcher.campaigns`), in one transaction."""
+    with session_scope(runtime.sessions) as session:
+        return action(session, campaign_id, utcnow())
 
 
 def sweep(runtime: Runtime) -> tuple[int, int]:

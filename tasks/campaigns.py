@@ -1,10 +1,12 @@
-"""The beat tick that starts due campaigns and feeds running ones."""
+"""The beat tick that starts due campaigns and feeds running ones, and the operator actions
+ops run from Flower (a task's *apply*, or ``POST /api/task/async-apply/dispatcher.retry_failed``
+with ``{"args": [campaign_id]}``), the same as ``dispatcher campaign ...`` and the JSON API."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from dispatcher import pipeline, runtime
+from dispatcher import campaigns, pipeline, runtime
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
 from tasks.send import enqueue
 
@@ -13,3 +15,21 @@ from tasks.send import enqueue
 def tick() -> dict[int, int]:
     """Start due campaigns, top up each running campaign's window, finish finished ones."""
     return pipeline.feed(runtime.current(), enqueue)
+
+
+@shared_task(name="dispatcher.retry_failed", **RETRY_ON_INFRASTRUCTURE)
+def retry_failed(campaign_id: int) -> int:
+    """Re-queue the campaign's recipients that failed for transient reasons."""
+    return pipeline.operate(runtime.current(), campaigns.retry_failed, campaign_id)
+
+
+@shared_task(name="dispatcher.pause", **RETRY_ON_INFRASTRUCTURE)
+def pause(campaign_id: int) -> None:
+    """Stop feeding the campaign."""
+    pipeline.operate(runtime.current(), campaigns.pause, campaign_id)
+
+
+@shared_task(name="dispatcher.resume", **RETRY_ON_INFRASTRUCTURE)
+def resume(campaign_id: int) -> None:
+    """Feed the paused campaign again."""
+    pipeline.operate(runtime.current(), campaigns.resume, campaign_id)

@@ -25,10 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 
 from dispatcher.db import make_engine, migrate
 from dispatcher.embedded import free_port
 from dispatcher.fleet import Fleet, worker_command
+from dispatcher.models import Campaign, Message
+from dispatcher.states import CampaignState, MessageState
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +81,35 @@ def environment(redis_url: str, state: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def seed_failures(database: str) -> tuple[int, int, int]:
+    """A completed campaign with one transient and one permanent failure: (campaign, ids)."""
+    with Session(make_engine(database)) as session:
+        campaign = Campaign(
+            name="flower", sender="SMSINFO", template="Hi", provider="bytehand",
+            state=CampaignState.COMPLETED,
+        )  # fmt: skip
+        session.add(campaign)
+        session.flush()
+        failures = [
+            Message(
+                campaign_id=campaign.id,
+                line=line,
+                phone=f"+3360102030{line}",
+                text="Hi",
+                encoding="GSM-7",
+                parts=1,
+                state=MessageState.FAILED,
+                ext_ref=f"flower-{line}",
+                error_transient=transient,
+                last_error="HTTP 500" if transient else "refused",
+            )
+            for line, transient in enumerate((True, False))
+        ]
+        session.add_all(failures)
+        session.commit()
+        return campaign.id, failures[0].id, failures[1].id
 
 
 def wait_for(what: str, probe: Callable[[], Any], fleet: Fleet, timeout: float = 15.0) -> Any:
@@ -192,3 +224,16 @@ def test_flower_behind_basic_auth_shows_workers_and_task_ids(
             ]
             for name, secret in SECRETS.items():
                 assert not any(secret in text for text in shown), f"{name} shown by Flower"
+
+            # Ops retry a campaign's transient failures from Flower's API.
+            campaign_id, transient, permanent = seed_failures(env["DATABASE_URL"])
+            applied = flower.post(
+                "/api/task/async-apply/dispatcher.retry_failed",
+                json={"args": [campaign_id], "queue": queue},
+            )
+            assert applied.status_code == 200, applied.text
+            retried = wait_for("retry_failed done", finished(applied.json()["task-id"]), fleet)
+            assert retried["result"] == "1"
+            with Session(make_engine(env["DATABASE_URL"])) as session:
+                assert session.get(Message, transient).state == MessageState.PENDING  # type: ignore[union-attr]
+                assert session.get(Message, permanent).state == MessageState.FAILED  # type: ignore[union-attr]
