@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from dispatcher import campaigns, claims, tracking
 from dispatcher.backoff import short_retry
 from dispatcher.claims import ClaimedMessage
-from dispatcher.constants import BYTEHAND
+from dispatcher.constants import BYTEHAND, TIMETOCHAT
 from dispatcher.db import session_scope
 from dispatcher.errors import DispatcherError, ProviderError, RateLimiterUnavailable
 from dispatcher.models import Campaign, Message, utcnow
@@ -145,41 +145,47 @@ def _call(
 
 def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> int:
     """Send one ``send_multi`` batch; each recipient succeeds, fails or retries on its own."""
-    campaign, claimed = _claim(runtime, campaign_id, message_ids)
-    if campaign is None or not claimed:
-        return 0
-    now = utcnow()
-    send_after = campaign.send_after if campaign.send_after and campaign.send_after > now else None
-    items = [OutgoingSms(m.phone, campaign.sender, m.text) for m in claimed]
+    with runtime.limiter(BYTEHAND).reserved("send"):
+        campaign, claimed = _claim(runtime, campaign_id, message_ids)
+        if campaign is None or not claimed:
+            return 0
+        now = utcnow()
+        send_after = (
+            campaign.send_after if campaign.send_after and campaign.send_after > now else None
+        )
+        items = [OutgoingSms(m.phone, campaign.sender, m.text) for m in claimed]
 
-    def call() -> list[str | DispatcherError]:
-        results = runtime.bytehand.send_multi(items, send_after)
-        return [r.message_id if r.message_id is not None else r.error for r in results]  # type: ignore[misc]
+        def call() -> list[str | DispatcherError]:
+            results = runtime.bytehand.send_multi(items, send_after)
+            return [r.message_id if r.message_id is not None else r.error for r in results]  # type: ignore[misc]
 
-    outcomes = plan_outcomes(claimed, _call(runtime, call), now, runtime.settings.dispatch)
+        answer = _call(runtime, call)
+    outcomes = plan_outcomes(claimed, answer, now, runtime.settings.dispatch)
     _record(runtime, campaign_id, outcomes)
     return len(outcomes.submitted)
 
 
 def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
     """Send one TimeToChat message, carrying our ``extRef`` so any report can find it."""
-    campaign, claimed = _claim(runtime, campaign_id, [message_id])
-    if campaign is None or not claimed:
-        return 0
-    message = claimed[0]
-    outgoing = TtcOutgoing(
-        to=message.phone,
-        sender=campaign.sender,
-        text=message.text,
-        ext_ref=message.ext_ref,
-        validity=campaign.validity,
-        unicode=message.encoding == "UCS-2",
-    )
+    with runtime.limiter(TIMETOCHAT).reserved("send"):
+        campaign, claimed = _claim(runtime, campaign_id, [message_id])
+        if campaign is None or not claimed:
+            return 0
+        message = claimed[0]
+        outgoing = TtcOutgoing(
+            to=message.phone,
+            sender=campaign.sender,
+            text=message.text,
+            ext_ref=message.ext_ref,
+            validity=campaign.validity,
+            unicode=message.encoding == "UCS-2",
+        )
 
-    def call() -> list[str | DispatcherError]:
-        return [runtime.timetochat.send(outgoing)]
+        def call() -> list[str | DispatcherError]:
+            return [runtime.timetochat.send(outgoing)]
 
-    outcomes = plan_outcomes(claimed, _call(runtime, call), utcnow(), runtime.settings.dispatch)
+        answer = _call(runtime, call)
+    outcomes = plan_outcomes(claimed, answer, utcnow(), runtime.settings.dispatch)
     _record(runtime, campaign_id, outcomes)
     return len(outcomes.submitted)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +65,10 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((hold_us + window_us) / 1000) + 1000)
 return {1, 0}
 """
 
+_RELEASE = """
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+
 _COMPLETE = """
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[1])
@@ -82,6 +87,7 @@ class ServerClockRedisStorage(RedisStorage):
         connection = self.get_connection()
         self._acquire_script = connection.register_script(_ACQUIRE.encode())
         self._complete_script = connection.register_script(_COMPLETE.encode())
+        self._release_script = connection.register_script(_RELEASE.encode())
 
     def acquire_with_wait(self, key: str, limit: int, expiry: float) -> tuple[str | None, float]:
         """Take one slot if fewer than ``limit`` are in flight or ended within the window:
@@ -97,6 +103,10 @@ class ServerClockRedisStorage(RedisStorage):
     def complete(self, key: str, ticket: str) -> None:
         """Re-stamp a granted entry with the time its call ended."""
         self._complete_script(keys=[self.prefixed_key(key)], args=[ticket])
+
+    def release(self, key: str, ticket: str) -> None:
+        """Give back a granted entry whose call was never made."""
+        self._release_script(keys=[self.prefixed_key(key)], args=[ticket])
 
 
 class FleetLimiter:
@@ -123,6 +133,7 @@ class FleetLimiter:
         self.promote_after_s = promote_after_s
         self.max_wait_s = max_wait_s
         self.sleep = sleep
+        self._reserved = threading.local()  # Celery runs a worker's tasks on threads
 
     def try_acquire(self, kind: CallKind, waited_s: float = 0.0) -> tuple[str | None, float]:
         """One attempt: ``(ticket or None, seconds until a slot may free)``. Never waits."""
@@ -155,9 +166,39 @@ class FleetLimiter:
             self.sleep(min(max(wait, 0.002), 0.25) + random.uniform(0, 0.005))
 
     @contextmanager
+    def reserved(self, kind: CallKind) -> Iterator[None]:
+        """Wait for a slot *before* claiming the work to send with it.
+
+        The wait for a turn can last a second; a process killed then used to leave recipients
+        claimed (``sending``) but never sent, and so in doubt. Reserved first, they stay
+        ``queued`` (fed again later) until the call is moments away. The next call this
+        thread makes spends the slot; unspent (nothing left to send), it is given back. If the
+        limiter is down, nothing is reserved and that call fails closed as usual.
+        """
+        try:
+            ticket = self.wait_turn(kind)
+        except RateLimiterUnavailable:
+            yield
+            return
+        self._reserved.ticket = ticket
+        try:
+            yield
+        finally:
+            if getattr(self._reserved, "ticket", None) == ticket:
+                self._reserved.ticket = None
+                try:
+                    self.storage.release(self.key, ticket)
+                except redis.RedisError as exc:
+                    log.warning("rate limiter: unused slot not given back (%s)", exc)
+
+    @contextmanager
     def turn(self, kind: CallKind) -> Iterator[None]:
-        """Hold one slot for the duration of one provider call."""
-        ticket = self.wait_turn(kind)
+        """Hold one slot (this thread's reserved one, if any) for one provider call."""
+        ticket: str | None = getattr(self._reserved, "ticket", None)
+        if ticket is not None:
+            self._reserved.ticket = None
+        else:
+            ticket = self.wait_turn(kind)
         try:
             yield
         finally:

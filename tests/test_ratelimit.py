@@ -127,3 +127,38 @@ def test_redis_down_fails_closed() -> None:
     limiter = FleetLimiter(f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20)
     with pytest.raises(RateLimiterUnavailable), limiter("send"):
         pytest.fail("a call was let through")
+
+
+def _entries(redis_client: redis.Redis, key: str) -> int:
+    return int(redis_client.zcard(f"dispatcher:limit:{key}"))
+
+
+def test_a_reserved_slot_is_spent_by_the_next_call(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Reserved before the claim, the slot is the one the call then uses: one entry, not two."""
+    limiter = FleetLimiter(redis_url, "reserved", calls_per_second=20)
+    with limiter.reserved("send"):
+        assert _entries(redis_client, "reserved") == 1
+        with limiter("send"):
+            assert _entries(redis_client, "reserved") == 1
+        with limiter("poll"):  # a second call waits for a slot of its own
+            assert _entries(redis_client, "reserved") == 2
+    assert _entries(redis_client, "reserved") == 2
+
+
+def test_an_unspent_reservation_is_given_back(redis_client: redis.Redis, redis_url: str) -> None:
+    """Nothing to send after all (a redelivered task): the slot is free again at once."""
+    limiter = FleetLimiter(redis_url, "unspent", calls_per_second=1)
+    with limiter.reserved("send"):
+        assert limiter.try_acquire("send")[0] is None
+    assert _granted(limiter, "send")
+
+
+def test_reserving_without_redis_leaves_the_call_to_fail_closed() -> None:
+    """No Redis: nothing reserved, and the call itself is refused as before."""
+    limiter = FleetLimiter(
+        f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20, max_wait_s=0
+    )
+    with limiter.reserved("send"), pytest.raises(RateLimiterUnavailable), limiter("send"):
+        pytest.fail("a call was let through")
