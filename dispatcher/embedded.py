@@ -8,6 +8,7 @@ every process of a laptop "fleet" (workers, beat, web) finds the same server.
 from __future__ import annotations
 
 import importlib.util
+import random
 import shutil
 import socket
 import subprocess
@@ -35,11 +36,31 @@ def redis_server_binary() -> str:
     return system
 
 
+def _ephemeral_start() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; else the IANA range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now, for a server another process will start.
+
+    Taken below the ephemeral range: a port the kernel chose (``bind(0)``) is one it also gives
+    to outgoing connections, and the many clients of a local stack took one before its server
+    could listen on it ("Address already in use").
+    """
+    top = _ephemeral_start()
+    for _ in range(100):
+        port = random.randrange(max(1024, top - 12000), top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ConfigError("no free TCP port on 127.0.0.1")
 
 
 def _answers(url: str) -> bool:

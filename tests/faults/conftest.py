@@ -23,7 +23,7 @@ from tests.conftest import postgres_schema
 
 M = MessageState
 SOAK = os.environ.get("SOAK") == "1"
-SIZES = {"bytehand": 20000 if SOAK else 600, "timetochat": 1000 if SOAK else 100}
+SIZES = {"bytehand": 20000 if SOAK else 600, "timetochat": 1000 if SOAK else 60}
 FAULT_DISPATCH = {
     "poll_after_s": 2,
     "poll_max_interval_s": 2,

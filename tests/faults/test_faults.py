@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from dispatcher import campaigns as campaign_ops
 from dispatcher.db import session_scope
-from dispatcher.fleet import beat_command, worker_command
+from dispatcher.fleet import WORKER_THREADS, beat_command, worker_command
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.sandbox import Faults
 from dispatcher.states import CampaignState, MessageState
@@ -50,12 +50,17 @@ def test_worker_killed_mid_send(fault_stack: StackFactory, tmp_path: Path) -> No
     started = time.monotonic()
     ids = _start_both(stack, tmp_path)
     for _ in range(3):
-        time.sleep(1.5)
+        time.sleep(0.8)  # the TimeToChat campaign takes 3 s at 20/s: every kill is mid-send
         stack.fleet.kill("worker0")
         stack.fleet.add("worker0", worker_command("w0"))
         stack.fleet.start("worker0")
+    counts = stack.report(ids["timetochat"])["counts"]
+    unsent = sum(counts.get(state, 0) for state in ("pending", "queued", "sending"))
     stack.wait_settled(list(ids.values()), timeout=120)
-    _judge_all(stack, ids, "worker SIGKILL x3 mid-send", started)
+    results = _judge_all(stack, ids, "worker SIGKILL x3 mid-send", started)
+    assert unsent, "the TimeToChat campaign was sent before the last kill"
+    # Slots are reserved before claiming: a kill while waiting for a turn strands nothing.
+    assert results["timetochat"]["in_doubt"] <= 3 * WORKER_THREADS
 
 
 def test_redis_restarted_mid_campaign(fault_stack: StackFactory, tmp_path: Path) -> None:
