@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/broker_memory.py
 
 soak: $(STAMP)
-	SOAK=1 $(BIN)/pytest -q tests/faults
+	SOAK=1 $(BIN)/pytest -q tests/faults --timeout 1800
 
 clean:
 	rm -rf $(VENV) .state

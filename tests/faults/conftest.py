@@ -24,6 +24,8 @@ from tests.conftest import postgres_schema
 M = MessageState
 SOAK = os.environ.get("SOAK") == "1"
 SIZES = {"bytehand": 20000 if SOAK else 600, "timetochat": 1000 if SOAK else 60}
+SETTLE_S = 900 if SOAK else 150
+"""How long a scenario's campaigns may take to settle (a soak sends 33x more)."""
 FAULT_DISPATCH = {
     "poll_after_s": 2,
     "poll_max_interval_s": 2,

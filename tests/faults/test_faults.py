@@ -22,7 +22,7 @@ from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.sandbox import Faults
 from dispatcher.states import CampaignState, MessageState
 from tests.e2e.conftest import check_ledger
-from tests.faults.conftest import StackFactory, campaign, judge, record
+from tests.faults.conftest import SETTLE_S, StackFactory, campaign, judge, record
 from tests.faults.proxy import OutageProxy
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_worker_killed_mid_send(fault_stack: StackFactory, tmp_path: Path) -> No
         stack.fleet.start("worker0")
     counts = stack.report(ids["timetochat"])["counts"]
     unsent = sum(counts.get(state, 0) for state in ("pending", "queued", "sending"))
-    stack.wait_settled(list(ids.values()), timeout=120)
+    stack.wait_settled(list(ids.values()), timeout=SETTLE_S)
     results = _judge_all(stack, ids, "worker SIGKILL x3 mid-send", started)
     assert unsent, "the TimeToChat campaign was sent before the last kill"
     # Slots are reserved before claiming: a kill while waiting for a turn strands nothing.
@@ -71,7 +71,7 @@ def test_redis_restarted_mid_campaign(fault_stack: StackFactory, tmp_path: Path)
     ids = _start_both(stack, tmp_path)
     time.sleep(2)
     stack.restart_redis(down_s=3)
-    stack.wait_settled(list(ids.values()), timeout=150)
+    stack.wait_settled(list(ids.values()), timeout=SETTLE_S)
     _judge_all(stack, ids, "Redis stopped 3 s and restarted empty", started)
 
 
@@ -91,7 +91,7 @@ def test_database_unavailable(
         ids = _start_both(stack, tmp_path)
         time.sleep(2)
         proxy.outage(4)
-        stack.wait_settled(list(ids.values()), timeout=150)
+        stack.wait_settled(list(ids.values()), timeout=SETTLE_S)
         _judge_all(stack, ids, "PostgreSQL refusing connections 4 s", started)
         stack.stop()
     finally:
@@ -104,7 +104,7 @@ def test_provider_failing_and_slow(fault_stack: StackFactory, tmp_path: Path) ->
     stack = fault_stack(workers=2, faults=Faults(fail_rate=0.2, latency_ms=30))
     started = time.monotonic()
     ids = _start_both(stack, tmp_path)
-    stack.wait_settled(list(ids.values()), timeout=150)
+    stack.wait_settled(list(ids.values()), timeout=SETTLE_S)
     results = _judge_all(stack, ids, "provider 500 on 20% of calls, +30 ms", started)
     assert results["bytehand"]["in_doubt"] == results["timetochat"]["in_doubt"] == 0
 
@@ -117,7 +117,7 @@ def test_accept_then_stall(fault_stack: StackFactory, tmp_path: Path) -> None:
     stack.bytehand.set_faults(stall_rate=0.5)
     started = time.monotonic()
     ids = _start_both(stack, tmp_path)
-    stack.wait_settled(list(ids.values()), timeout=150)
+    stack.wait_settled(list(ids.values()), timeout=SETTLE_S)
     deadline = time.monotonic() + 30
     while judge(stack, ids["timetochat"], "timetochat")["in_doubt"] and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -127,7 +127,7 @@ def test_accept_then_stall(fault_stack: StackFactory, tmp_path: Path) -> None:
     with session_scope(stack.runtime.sessions) as session:
         closed = campaign_ops.resolve_in_doubt(session, ids["bytehand"], utcnow(), resend=False)
     assert closed == results["bytehand"]["in_doubt"]
-    stack.wait_done([ids["bytehand"]], timeout=60)
+    stack.wait_done([ids["bytehand"]], timeout=SETTLE_S)
 
 
 def test_callbacks_duplicated_reordered_and_late(fault_stack: StackFactory, tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_callbacks_duplicated_reordered_and_late(fault_stack: StackFactory, tmp_
     stack = fault_stack(workers=2, faults=faults)
     started = time.monotonic()
     ids = _start_both(stack, tmp_path)
-    stack.wait_done(list(ids.values()), timeout=150)
+    stack.wait_done(list(ids.values()), timeout=SETTLE_S)
     time.sleep(faults.callback_delay_s + 2)  # the late callbacks arrive after the polls
     for provider, campaign_id in ids.items():
         check_ledger(stack, campaign_id, provider)
@@ -156,7 +156,7 @@ def test_beat_killed_during_scheduled_start(fault_stack: StackFactory, tmp_path:
     stack.fleet.kill("beat")
     time.sleep(2)
     stack.fleet.start("beat")
-    stack.wait_done([campaign_id], timeout=120)
+    stack.wait_done([campaign_id], timeout=SETTLE_S)
     record(stack, "beat SIGKILLed at a scheduled start", "timetochat",
            judge(stack, campaign_id, "timetochat"), started)  # fmt: skip
 
@@ -168,7 +168,7 @@ def test_two_beats_by_mistake(fault_stack: StackFactory, tmp_path: Path) -> None
     stack.fleet.start("beat2")
     started = time.monotonic()
     ids = _start_both(stack, tmp_path)
-    stack.wait_done(list(ids.values()), timeout=150)
+    stack.wait_done(list(ids.values()), timeout=SETTLE_S)
     _judge_all(stack, ids, "two beat processes", started)
     with stack.runtime.sessions() as session:
         most_polls = session.scalar(select(func.max(Message.polls)))
