@@ -115,8 +115,16 @@ def cancel(session: Session, campaign_id: int, now: datetime) -> int:
     unsent = select(Message.id).where(
         Message.campaign_id == campaign_id, Message.state.in_((M.PENDING, M.QUEUED))
     )
+    unsent_ids = list(session.scalars(unsent))
     return len(
-        move(session, list(session.scalars(unsent)), M.CANCELLED, final_at=now, updated_at=now)
+        move(
+            session,
+            unsent_ids,
+            M.CANCELLED,
+            sources={M.PENDING, M.QUEUED},
+            final_at=now,
+            updated_at=now,
+        )
     )
 
 
@@ -134,6 +142,7 @@ def retry_failed(session: Session, campaign_id: int, now: datetime) -> int:
         session,
         list(session.scalars(failed)),
         M.PENDING,
+        sources={M.FAILED},
         attempts=0,
         final_at=None,
         not_before=None,
@@ -160,7 +169,9 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
         )
     )
     if resend:
-        moved = move(session, doubtful, M.PENDING, not_before=None, updated_at=now)
+        moved = move(
+            session, doubtful, M.PENDING, sources={M.IN_DOUBT}, not_before=None, updated_at=now
+        )
         if moved and campaign.state == C.COMPLETED:
             _move_campaign(session, campaign_id, C.RUNNING, now, finished_at=None)
     else:
@@ -168,6 +179,7 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
             session,
             doubtful,
             M.UNKNOWN,
+            sources={M.IN_DOUBT},
             last_error="marked sent by ops",
             submitted_at=now,
             final_at=now,

@@ -9,7 +9,7 @@ never wait on each other; on SQLite the write lock serialises them and the state
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Campaign, Message
-from dispatcher.states import MessageState, sources_of
+from dispatcher.states import MessageState, check_move, sources_of
 
 __all__ = [
     "ClaimedMessage",
@@ -62,13 +62,28 @@ def _ids(result: Any) -> list[int]:
     return [row[0] for row in result]
 
 
-def move(session: Session, ids: Sequence[int], target: MessageState, **values: Any) -> list[int]:
-    """Move messages to ``target`` from any state allowed to reach it; return those moved."""
+def move(
+    session: Session,
+    ids: Sequence[int],
+    target: MessageState,
+    *,
+    sources: Collection[MessageState],
+    **values: Any,
+) -> list[int]:
+    """Move those of ``ids`` still in one of ``sources`` (the states the caller chose them in)
+    to ``target``; return those moved.
+
+    Never "from any state allowed to reach ``target``": between the caller's SELECT and this
+    UPDATE a worker may claim a row, and the sweeper once moved a message being sent from
+    ``sending`` back to ``pending``, to be sent again (found by the soak, on PostgreSQL).
+    """
+    for source in sources:
+        check_move(source, target)
     if not ids:
         return []
     statement = (
         update(Message)
-        .where(Message.id.in_(ids), Message.state.in_(sources_of(target)))
+        .where(Message.id.in_(ids), Message.state.in_(sources))
         .values(state=target, **values)
         .returning(Message.id)
     )
@@ -230,7 +245,7 @@ def record_retry(session: Session, retries: Sequence[Retry], now: datetime) -> i
 
 def record_in_doubt(session: Session, ids: Sequence[int], reason: str, now: datetime) -> list[int]:
     """The request may have reached the provider: never resend blindly, reconcile instead."""
-    return move(session, ids, M.IN_DOUBT, last_error=reason, updated_at=now)
+    return move(session, ids, M.IN_DOUBT, sources={M.SENDING}, last_error=reason, updated_at=now)
 
 
 def sweep_stuck(
@@ -242,12 +257,20 @@ def sweep_stuck(
     answered); ``queued`` past the timeout lost its broker message and goes back to ``pending``
     for the feeder. Returns ``(in_doubt, released)``.
     """
-    stuck = select(Message.id).where(
-        Message.state == M.SENDING, Message.sending_at < now - sending_timeout
+    # Each a single conditional UPDATE: a row claimed or re-queued a moment ago is not touched.
+    doubted = session.execute(
+        update(Message)
+        .where(Message.state == M.SENDING, Message.sending_at < now - sending_timeout)
+        .values(state=M.IN_DOUBT, last_error="worker lost during send", updated_at=now)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
     )
-    doubted = record_in_doubt(session, list(session.scalars(stuck)), "worker lost during send", now)
-    lost = select(Message.id).where(
-        Message.state == M.QUEUED, Message.queued_at < now - queued_timeout
+    in_doubt = len(_ids(doubted))
+    released = session.execute(
+        update(Message)
+        .where(Message.state == M.QUEUED, Message.queued_at < now - queued_timeout)
+        .values(state=M.PENDING, queued_at=None, updated_at=now)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
     )
-    released = move(session, list(session.scalars(lost)), M.PENDING, updated_at=now)
-    return len(doubted), len(released)
+    return in_doubt, len(_ids(released))

@@ -96,6 +96,7 @@ def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:
         session,
         list(session.scalars(unsent)),
         M.EXPIRED,
+        sources={M.PENDING, M.QUEUED},
         last_error="validity passed before sending",
         final_at=now,
         updated_at=now,

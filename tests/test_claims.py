@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from dispatcher.claims import (
     sweep_stuck,
 )
 from dispatcher.models import Campaign, Message, utcnow
-from dispatcher.states import MessageState
+from dispatcher.states import IllegalTransition, MessageState
 from tests.conftest import Seed
 
 M = MessageState
@@ -323,19 +324,35 @@ def test_sweep_stuck_with_nothing_stuck(db_engine: Engine, seed: Seed) -> None:
         ) == (0, 0)
 
 
-def test_move_only_from_allowed_sources(db_engine: Engine, seed: Seed) -> None:
-    """move() changes only rows whose state may reach the target."""
+def test_move_only_from_the_given_sources(db_engine: Engine, seed: Seed) -> None:
+    """move() changes only rows still in the states the caller chose them in."""
     _, ids = seed(M.PENDING, M.QUEUED, M.SENDING, M.SUBMITTED)
     with Session(db_engine) as session:
-        assert move(session, ids, M.CANCELLED) == ids[:2]
+        assert move(session, ids, M.CANCELLED, sources={M.PENDING, M.QUEUED}) == ids[:2]
         session.commit()
     assert states(db_engine, ids) == [M.CANCELLED, M.CANCELLED, M.SENDING, M.SUBMITTED]
+
+
+def test_a_row_claimed_since_it_was_chosen_is_left_alone(db_engine: Engine, seed: Seed) -> None:
+    """Chosen as ``queued``, claimed (``sending``) before the move: not sent back to pending,
+    although ``sending`` may reach ``pending`` (a retry). The soak's duplicate send."""
+    _, [mid] = seed(M.SENDING)
+    with Session(db_engine) as session:
+        assert move(session, [mid], M.PENDING, sources={M.QUEUED}) == []
+        session.commit()
+    assert states(db_engine, [mid]) == [M.SENDING]
+
+
+def test_move_refuses_sources_the_table_forbids() -> None:
+    """A source that cannot reach the target is a programming error, caught at once."""
+    with Session() as session, pytest.raises(IllegalTransition):  # unbound: no query is made
+        move(session, [1], M.QUEUED, sources={M.DELIVERED})
 
 
 def test_move_of_no_ids_is_empty() -> None:
     """Moving nothing returns nothing, without touching the database."""
     with Session() as session:  # unbound: any query would raise
-        assert move(session, [], M.CANCELLED) == []
+        assert move(session, [], M.CANCELLED, sources={M.PENDING}) == []
 
 
 def test_in_flight_counts_queued_and_sending(db_engine: Engine, seed: Seed) -> None:
