@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,37 @@ def db_engine(db_url: str) -> Iterator[Engine]:
 Seed = Callable[..., tuple[int, list[int]]]
 
 
+def insert_campaign(
+    session: Session, messages: Sequence[Mapping[str, Any]], **campaign: Any
+) -> tuple[int, list[int]]:
+    """A campaign (a running ByteHand one unless ``campaign`` says otherwise) with one message
+    per mapping of columns (``state`` at least); the rest filled in: its line, a phone unique in
+    the campaign, a one-part text, ``c<campaign>-<line>`` as extRef. Flushed, not committed;
+    returns (campaign id, message ids)."""
+    defaults = {"name": "c", "provider": "bytehand", "sender": "SMSINFO", "template": "Hi"}
+    row = Campaign(**(defaults | {"state": CampaignState.RUNNING} | campaign))
+    session.add(row)
+    session.flush()
+    rows = [
+        Message(
+            **{
+                "campaign_id": row.id,
+                "line": line,
+                "phone": f"+336{row.id:03d}{line:05d}",
+                "text": "Hi",
+                "encoding": "GSM-7",
+                "parts": 1,
+                "ext_ref": f"c{row.id}-{line}",
+            }
+            | dict(columns)
+        )
+        for line, columns in enumerate(messages)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return row.id, [message.id for message in rows]
+
+
 @pytest.fixture
 def seed(db_engine: Engine) -> Iterator[Seed]:
     """A factory: a campaign with one message per given state; returns (campaign id, ids)."""
@@ -145,30 +176,9 @@ def seed(db_engine: Engine) -> Iterator[Seed]:
         *states: MessageState, campaign: dict[str, Any] | None = None, **fields: Any
     ) -> tuple[int, list[int]]:
         with Session(db_engine) as session:
-            row = Campaign(
-                name="c",
-                sender="SMSINFO",
-                template="Hi",
-                **({"provider": "bytehand", "state": CampaignState.RUNNING} | (campaign or {})),
-            )
-            session.add(row)
-            session.flush()
-            messages = [
-                Message(
-                    campaign_id=row.id,
-                    line=line,
-                    phone=f"+336010203{line:02d}",
-                    text="Hi",
-                    encoding="GSM-7",
-                    parts=1,
-                    state=state,
-                    ext_ref=f"ref-{next(refs)}",
-                    **fields,
-                )
-                for line, state in enumerate(states)
-            ]
-            session.add_all(messages)
+            rows = [{"state": s, "ext_ref": f"ref-{next(refs)}"} | fields for s in states]
+            created = insert_campaign(session, rows, **(campaign or {}))
             session.commit()
-            return row.id, [m.id for m in messages]
+            return created
 
     yield make

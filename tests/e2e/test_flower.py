@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 from dispatcher.db import make_engine, migrate
 from dispatcher.embedded import free_port
 from dispatcher.fleet import Fleet, worker_command
-from dispatcher.models import Campaign, Message
+from dispatcher.models import Message
 from dispatcher.states import CampaignState, MessageState
+from tests.conftest import insert_campaign
 
 pytestmark = pytest.mark.slow
 
@@ -85,31 +86,16 @@ def environment(redis_url: str, state: Path, **extra: str) -> dict[str, str]:
 
 def seed_failures(database: str) -> tuple[int, int, int]:
     """A completed campaign with one transient and one permanent failure: (campaign, ids)."""
+    failures = [
+        {"state": MessageState.FAILED, "error_transient": True, "last_error": "HTTP 500"},
+        {"state": MessageState.FAILED, "error_transient": False, "last_error": "refused"},
+    ]
     with Session(make_engine(database)) as session:
-        campaign = Campaign(
-            name="flower", sender="SMSINFO", template="Hi", provider="bytehand",
-            state=CampaignState.COMPLETED,
-        )  # fmt: skip
-        session.add(campaign)
-        session.flush()
-        failures = [
-            Message(
-                campaign_id=campaign.id,
-                line=line,
-                phone=f"+3360102030{line}",
-                text="Hi",
-                encoding="GSM-7",
-                parts=1,
-                state=MessageState.FAILED,
-                ext_ref=f"flower-{line}",
-                error_transient=transient,
-                last_error="HTTP 500" if transient else "refused",
-            )
-            for line, transient in enumerate((True, False))
-        ]
-        session.add_all(failures)
+        campaign, (transient, permanent) = insert_campaign(
+            session, failures, state=CampaignState.COMPLETED
+        )
         session.commit()
-        return campaign.id, failures[0].id, failures[1].id
+    return campaign, transient, permanent
 
 
 def wait_for(what: str, probe: Callable[[], Any], fleet: Fleet, timeout: float = 15.0) -> Any:

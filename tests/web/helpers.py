@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from dispatcher.db import session_scope
 from dispatcher.models import Campaign, InboundMessage, Message, StatusEvent
 from dispatcher.runtime import Runtime
+from tests.conftest import insert_campaign
 
 BYTEHAND_ID = "4242"
 BYTEHAND_KEY = "bytehand-secret-key-0123456789abcdef"
@@ -38,9 +38,6 @@ def env_for(db_url: str, redis_url: str, state_dir: Path, **overrides: str) -> d
     return {k: v for k, v in env.items() if v}
 
 
-_lines = itertools.count(1)
-
-
 def add_campaign(
     runtime: Runtime,
     *,
@@ -50,31 +47,11 @@ def add_campaign(
     messages: Sequence[tuple[str, str | None]] = (("submitted", None),),
 ) -> tuple[int, list[int]]:
     """A campaign with one message per ``(state, provider_message_id)``; their ids."""
+    rows = [{"state": s, "provider_message_id": pid} for s, pid in messages]
     with session_scope(runtime.sessions) as session:
-        campaign = Campaign(
-            name=name, provider=provider, sender="SHOP", template="Hello", state=state
+        return insert_campaign(
+            session, rows, name=name, provider=provider, sender="SHOP", state=state
         )
-        session.add(campaign)
-        session.flush()
-        rows = []
-        for message_state, provider_id in messages:
-            line = next(_lines)
-            rows.append(
-                Message(
-                    campaign_id=campaign.id,
-                    line=line,
-                    phone=f"+3361234{line:04d}",
-                    text="Hello",
-                    encoding="gsm7",
-                    parts=1,
-                    state=message_state,
-                    ext_ref=f"c{campaign.id}-{line}",
-                    provider_message_id=provider_id,
-                )
-            )
-        session.add_all(rows)
-        session.flush()
-        return campaign.id, [row.id for row in rows]
 
 
 def message(runtime: Runtime, message_id: int) -> Message:

@@ -30,10 +30,10 @@ from schemathesis.specs.openapi.checks import (
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatcher.db import session_scope
-from dispatcher.models import Campaign, Message
 from dispatcher.runtime import Runtime
 from dispatcher.web import create_app
 from dispatcher.web.openapi import OPENAPI_PATH
+from tests.conftest import insert_campaign
 from tests.web.helpers import API_TOKEN, BYTEHAND_ID, BYTEHAND_KEY, SERVICE_ID, WEBHOOK_SECRET
 
 CAMPAIGN_STATES = ("draft", "scheduled", "running", "paused", "completed", "cancelled")
@@ -113,32 +113,21 @@ def _seed(runtime: Runtime) -> None:
         for index, (state, provider) in enumerate(
             (state, provider) for state in CAMPAIGN_STATES for provider in PROVIDERS
         ):
-            campaign = Campaign(
-                name=f"{state} {provider}",
-                provider=provider,
-                sender="SHOP",
-                template="Hello",
-                state=state,
+            campaign = index + 1
+            rows = [
+                {
+                    "state": message_state,
+                    "provider_message_id": f"p{campaign}-{line}"
+                    if message_state != "pending"
+                    else None,
+                    "error_transient": message_state == "failed",
+                }
+                for line, message_state in enumerate(MESSAGE_STATES)
+            ]
+            created, _ = insert_campaign(
+                session, rows, name=f"{state} {provider}", provider=provider, state=state
             )
-            session.add(campaign)
-            session.flush()
-            assert campaign.id == index + 1, "the seed expects a fresh database"
-            for line, message_state in enumerate(MESSAGE_STATES):
-                sent = message_state != "pending"
-                session.add(
-                    Message(
-                        campaign_id=campaign.id,
-                        line=line,
-                        phone=f"+336123{campaign.id:02d}{line:03d}",
-                        text="Hello",
-                        encoding="gsm7",
-                        parts=1,
-                        state=message_state,
-                        ext_ref=f"c{campaign.id}-{line}",
-                        provider_message_id=f"p{campaign.id}-{line}" if sent else None,
-                        error_transient=message_state == "failed",
-                    )
-                )
+            assert created == campaign, "the seed expects a fresh database"
 
 
 @pytest.fixture
