@@ -34,8 +34,8 @@ ALL_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT
 
 WORKER_THREADS = 4
 """Tasks one worker process runs at once. A send spends most of its time waiting on the
-provider, the database and Redis; threads overlap those waits (one process with one task at a
-time managed 18 ByteHand calls/s, with four threads 19.5)."""
+provider, the database and Redis; threads overlap those waits (with 2-4 threads one process
+made 19.4-19.5 ByteHand calls/s; one task at a time, 18.1 on a machine shared with tests)."""
 
 
 def worker_command(
