@@ -30,6 +30,7 @@ __all__ = [
     "finish_if_done",
     "get_campaign",
     "pause",
+    "pause_for",
     "report",
     "resolve_in_doubt",
     "resume",
@@ -93,17 +94,30 @@ def start_due(session: Session, now: datetime) -> list[int]:
     return [cid for cid in due if _move_campaign(session, cid, C.RUNNING, now, started_at=now)]
 
 
-def pause(session: Session, campaign_id: int, now: datetime) -> None:
+def pause(session: Session, campaign_id: int, now: datetime, reason: str = "paused by ops") -> None:
     """Stop feeding; work already queued goes back to pending when its task claims it."""
     campaign = get_campaign(session, campaign_id)
-    if not _move_campaign(session, campaign_id, C.PAUSED, now):
+    if not _move_campaign(session, campaign_id, C.PAUSED, now, pause_reason=reason, paused_at=now):
         raise _refuse(campaign, "pause")
+
+
+def pause_for(session: Session, campaign_id: int, reason: str, now: datetime) -> bool:
+    """Pause a running or scheduled campaign for a problem found by the system, never raising.
+
+    Called after a provider's answer is recorded: a campaign another thread already paused (or
+    ops cancelled) is no error, and must not roll back the recording. True when this call
+    paused it.
+    """
+    return _move_campaign(session, campaign_id, C.PAUSED, now, pause_reason=reason, paused_at=now)
 
 
 def resume(session: Session, campaign_id: int, now: datetime) -> None:
     """Feed again from where the campaign stopped; nothing already sent is sent again."""
     campaign = get_campaign(session, campaign_id)
-    if campaign.state != C.PAUSED or not _move_campaign(session, campaign_id, C.RUNNING, now):
+    resumed = campaign.state == C.PAUSED and _move_campaign(
+        session, campaign_id, C.RUNNING, now, pause_reason=None, paused_at=None
+    )
+    if not resumed:
         raise _refuse(campaign, "resume")
 
 
@@ -228,6 +242,8 @@ def report(session: Session, campaign_id: int) -> dict[str, Any]:
         "reasons": dict(reasons.most_common()),
         "parts_sent": int(parts or 0),
         "cost": round(int(parts or 0) * price, 4),
+        "pause_reason": campaign.pause_reason,
+        "paused_at": campaign.paused_at.isoformat() if campaign.paused_at else None,
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
         "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
     }

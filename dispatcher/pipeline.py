@@ -131,7 +131,7 @@ def _record(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
             claims.record_in_doubt(session, [message_id], reason, now)
         if outcomes.pause_reason is not None:
             log.error("campaign %s paused: %s", campaign_id, outcomes.pause_reason)
-            campaigns.pause(session, campaign_id, now)
+            campaigns.pause_for(session, campaign_id, outcomes.pause_reason, now)
 
 
 def _call(
