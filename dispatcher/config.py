@@ -16,6 +16,7 @@ Environment variables (the names operators rely on):
 ``DISPATCHER_DEFAULT_REGION``         default ``FR``
 ``DISPATCHER_API_TOKEN``              bearer token of the JSON API
 ``DISPATCHER_LOG_LEVEL``              DEBUG, INFO...; default: each process's own level
+``DISPATCHER_METRICS_PUBLIC``         ``true``: ``GET /metrics`` without the API token
 
 A configuration with ``[web] require_secrets = true`` (``configs/production.example.toml``)
 refuses to load while any secret is missing, naming each one: in production an unset secret
@@ -141,6 +142,8 @@ class Settings:
     default_region: str
     api_token: Secret
     max_upload_bytes: int
+    metrics_public: bool
+    """``GET /metrics`` without the API token (a scraper on a private network)."""
     log_level: str | None
     """``DISPATCHER_LOG_LEVEL`` for every process; ``None``: the level it was started with."""
     bytehand: ByteHandSettings
@@ -165,6 +168,7 @@ _ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "DISPATCHER_CALLS_PER_SECOND": ("dispatch", "calls_per_second"),
     "DISPATCHER_TIMETOCHAT_TOKEN_LIFETIME_S": ("timetochat", "token_lifetime_s"),
     "DISPATCHER_LOG_LEVEL": ("log", "level"),
+    "DISPATCHER_METRICS_PUBLIC": ("web", "metrics_public"),
 }
 
 _SECRET_NAMES = (
@@ -215,6 +219,8 @@ class _Reader:
 
     def boolean(self, section: str, key: str) -> bool:
         value = self.raw(section, key)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"  # from the environment
         if not isinstance(value, bool):
             raise ConfigError(f"{section}.{key}: expected true or false, got {value!r}")
         return value
@@ -364,6 +370,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_region=region,
         api_token=secrets["DISPATCHER_API_TOKEN"],
         max_upload_bytes=read.integer("web", "max_upload_bytes", minimum=1),
+        metrics_public=read.boolean("web", "metrics_public"),
         log_level=_log_level(read),
         bytehand=bytehand,
         timetochat=timetochat,

@@ -8,6 +8,7 @@ __all__ = [
     "BYTEHAND",
     "POLL_S",
     "PROVIDERS",
+    "QUEUES",
     "QUEUE_DEFAULT",
     "QUEUE_SEND_BYTEHAND",
     "QUEUE_SEND_TIMETOCHAT",
@@ -16,6 +17,7 @@ __all__ = [
     "TICK_S",
     "TIMETOCHAT",
     "limiter_key",
+    "metrics_key",
     "token_key",
     "token_lock_key",
 ]
@@ -28,6 +30,8 @@ QUEUE_SEND_BYTEHAND: Final = "send.bytehand"
 QUEUE_SEND_TIMETOCHAT: Final = "send.timetochat"
 QUEUE_STATUS: Final = "status"
 QUEUE_DEFAULT: Final = "default"
+QUEUES: Final = (QUEUE_DEFAULT, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS)
+"""Every queue, in the order workers read them (see ``broker_transport_options``)."""
 
 REDIS_PREFIX: Final = "dispatcher"
 
@@ -52,3 +56,8 @@ def token_key(service_id: str) -> str:
 def token_lock_key(service_id: str) -> str:
     """The lock held by the one process refreshing a TimeToChat token."""
     return f"{REDIS_PREFIX}:timetochat:token-lock:{service_id}"
+
+
+def metrics_key(family: str) -> str:
+    """The Redis hash holding one metric family's fleet-wide counts (see dispatcher.meter)."""
+    return f"{REDIS_PREFIX}:metrics:{family}"

@@ -125,7 +125,9 @@ class FleetLimiter:
         promote_after_s: float = 5.0,
         max_wait_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] = lambda seconds: None,
     ) -> None:
+        """``on_wait(seconds)`` learns how long each granted call waited for its turn."""
         self.key = key
         self.storage = ServerClockRedisStorage(redis_url, guard_s=guard_s, hold_s=hold_s)
         self.full = RateLimitItemPerSecond(calls_per_second)
@@ -133,6 +135,7 @@ class FleetLimiter:
         self.promote_after_s = promote_after_s
         self.max_wait_s = max_wait_s
         self.sleep = sleep
+        self.on_wait = on_wait
         self._reserved = threading.local()  # Celery runs a worker's tasks on threads
 
     def try_acquire(self, kind: CallKind, waited_s: float = 0.0) -> tuple[str | None, float]:
@@ -159,6 +162,7 @@ class FleetLimiter:
             waited = time.monotonic() - started
             ticket, wait = self.try_acquire(kind, waited)
             if ticket is not None:
+                self.on_wait(waited)
                 return ticket
             if waited > self.max_wait_s:
                 raise RateLimiterUnavailable(f"no call slot for {self.key} in {waited:.0f} s")

@@ -19,6 +19,7 @@ from dispatcher.config import Settings, load_settings
 from dispatcher.constants import BYTEHAND, TIMETOCHAT, limiter_key
 from dispatcher.db import make_engine
 from dispatcher.embedded import ensure_embedded_redis
+from dispatcher.meter import Meter, MeteredGate
 from dispatcher.providers.base import build_http_client
 from dispatcher.providers.bytehand import ByteHandClient
 from dispatcher.providers.timetochat import TimeToChatClient
@@ -57,6 +58,11 @@ class Runtime:
         return redis.Redis.from_url(self.redis_url)
 
     @functools.cached_property
+    def meter(self) -> Meter:
+        """The fleet-wide counters (in Redis) this process adds to."""
+        return Meter(self.redis)
+
+    @functools.cached_property
     def http(self) -> httpx.Client:
         dispatch = self.settings.dispatch
         return build_http_client(dispatch.http_connect_timeout_s, dispatch.http_read_timeout_s)
@@ -74,7 +80,12 @@ class Runtime:
             limiter_key(provider, self.account(provider)),
             calls_per_second=self.settings.dispatch.calls_per_second,
             hold_s=self.longest_call_s,
+            on_wait=functools.partial(self.meter.limiter_wait, provider),
         )
+
+    def gate(self, provider: str) -> MeteredGate:
+        """The gate of a provider's calls: its limiter, counting every call it lets through."""
+        return MeteredGate(self.limiter(provider), self.meter, provider)
 
     @property
     def longest_call_s(self) -> float:
@@ -91,7 +102,7 @@ class Runtime:
             settings.client_id,
             settings.key,
             self.http,
-            gate=self.limiter(BYTEHAND),
+            gate=self.gate(BYTEHAND),
         )
 
     @functools.cached_property
@@ -103,7 +114,7 @@ class Runtime:
             settings.password,
             self.http,
             RedisTokenStore(self.redis, settings.service_id),
-            gate=self.limiter(TIMETOCHAT),
+            gate=self.gate(TIMETOCHAT),
             token_lifetime=settings.token_lifetime,
             token_margin=settings.token_margin,
         )

@@ -19,7 +19,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -27,8 +27,10 @@ from dispatcher.config import Secret
 from dispatcher.errors import ProviderUnavailable, SendInDoubt, WebhookAuthError
 
 __all__ = [
+    "NEVER_LEFT",
     "CallGate",
     "CallKind",
+    "CallTally",
     "build_http_client",
     "check_webhook_secret",
     "decode_json",
@@ -42,11 +44,20 @@ __all__ = [
 CallKind = Literal["send", "poll", "token", "account"]
 """What a provider call is for: the limiter may weigh or report kinds differently."""
 
-CallGate = Callable[[CallKind], AbstractContextManager[None]]
-"""Entered around every HTTP request: blocks until the fleet-wide budget allows it, and holds
-the call's slot until its answer is back (the provider counts it somewhere in between)."""
 
-_NEVER_LEFT: tuple[type[httpx.RequestError], ...] = (
+class CallTally(Protocol):
+    """What a gate may hand to the request inside it, to learn how the call ended."""
+
+    def answered(self, status_code: int) -> None: ...
+
+
+CallGate = Callable[[CallKind], AbstractContextManager[CallTally | None]]
+"""Entered around every HTTP request: blocks until the fleet-wide budget allows it, and holds
+the call's slot until its answer is back (the provider counts it somewhere in between). It may
+yield a :class:`CallTally` (the metered gate of :mod:`dispatcher.meter` does), told the HTTP
+status of the answer; transport errors it sees as they leave the block."""
+
+NEVER_LEFT: tuple[type[httpx.RequestError], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
@@ -79,7 +90,7 @@ def map_transport_errors(provider: str, *, idempotent: bool) -> Iterator[None]:
     """Turn httpx exceptions raised inside the block into ours (see the module docstring)."""
     try:
         yield
-    except _NEVER_LEFT as exc:
+    except NEVER_LEFT as exc:
         raise ProviderUnavailable(
             "the request did not reach the provider", provider=provider, code=type(exc).__name__
         ) from exc
@@ -109,8 +120,11 @@ def request(
     headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """Spend one unit of the budget, then make one HTTP request with foreign errors mapped."""
-    with gate(kind), map_transport_errors(provider, idempotent=idempotent):
-        return http.request(method, url, params=params, content=content, headers=headers)
+    with gate(kind) as tally, map_transport_errors(provider, idempotent=idempotent):
+        response = http.request(method, url, params=params, content=content, headers=headers)
+        if tally is not None:
+            tally.answered(response.status_code)
+        return response
 
 
 def encode_json(value: Any) -> bytes:

@@ -10,6 +10,7 @@ app for uvicorn. Routes::
     *    /campaigns...                   bearer token (see dispatcher.web.api)
     GET  /                               dashboard, token once then cookie
     GET  /openapi.json                   bearer token (see dispatcher.web.openapi)
+    GET  /metrics                        bearer token unless DISPATCHER_METRICS_PUBLIC=true
 
 No interactive docs pages are served, and the document only to holders of the API token: this
 app faces the providers on the internet.
@@ -26,7 +27,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from dispatcher.runtime import Runtime
-from dispatcher.web import api, dashboard, webhooks
+from dispatcher.web import api, dashboard, metrics, webhooks
 from dispatcher.web.errors import install_error_handlers
 from dispatcher.web.openapi import serve_openapi
 from dispatcher.web.state import OnStart, get_runtime, no_kick
@@ -90,5 +91,7 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.CallbackCounter, runtime=runtime)
     serve_openapi(app)
     return app
