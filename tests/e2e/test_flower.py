@@ -223,3 +223,30 @@ def test_flower_behind_basic_auth_shows_workers_and_task_ids(
             with Session(make_engine(env["DATABASE_URL"])) as session:
                 assert session.get(Message, transient).state == MessageState.PENDING  # type: ignore[union-attr]
                 assert session.get(Message, permanent).state == MessageState.FAILED  # type: ignore[union-attr]
+
+
+def test_flower_stays_on_loopback_when_host_is_public(redis_url: str, tmp_path: Path) -> None:
+    """``HOST=0.0.0.0`` (webhooks exposed) leaves Flower on 127.0.0.1: it has its own
+    ``FLOWER_HOST``, loopback by default."""
+    import psutil
+
+    port = free_port()
+    env = environment(
+        redis_url, tmp_path, FLOWER_PORT=str(port), FLOWER_BASIC_AUTH=":".join(CREDENTIALS)
+    )
+    env["HOST"] = "0.0.0.0"
+    with Fleet(tmp_path / "logs", env) as fleet:
+        fleet.add("flower", ["sh", "-c", procfile_line("flower")])
+        shell = fleet.start("flower")
+
+        def listening() -> list[str]:
+            family = psutil.Process(shell.pid)
+            return [
+                connection.laddr.ip
+                for process in (family, *family.children(recursive=True))
+                for connection in process.net_connections(kind="tcp")
+                if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+            ]
+
+        addresses = wait_for("Flower listening", listening, fleet, timeout=30)
+    assert addresses == ["127.0.0.1"]
