@@ -4,7 +4,8 @@
 tests run several apps on several databases; :mod:`dispatcher.web.asgi` builds the process's
 app for uvicorn. Routes::
 
-    GET  /healthz                        no auth: database and Redis reachable (200, else 503)
+    GET  /healthz                        no auth: database and Redis reachable (200, else 503),
+                                         the answer kept 1.5 s (see dispatcher.web.health)
     GET  /webhooks/bytehand              ByteHand id + key (see dispatcher.web.webhooks)
     POST /webhooks/timetochat/{secret}   TimeToChat path secret + username
     *    /campaigns...                   bearer token (see dispatcher.web.api)
@@ -18,62 +19,16 @@ app faces the providers on the internet.
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated
-
-import redis
-from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi import FastAPI
 
 from dispatcher.runtime import Runtime
 from dispatcher.web import api, dashboard, metrics, webhooks
 from dispatcher.web.errors import install_error_handlers
+from dispatcher.web.health import HealthCheck, healthz
 from dispatcher.web.openapi import serve_openapi
-from dispatcher.web.state import OnStart, get_runtime, no_kick
+from dispatcher.web.state import OnStart, no_kick
 
 __all__ = ["create_app"]
-
-log = logging.getLogger(__name__)
-
-_HEALTH_TIMEOUT_S = 2.0
-
-
-def _database_ok(runtime: Runtime) -> bool:
-    try:
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception:
-        log.warning("health check: database unreachable", exc_info=True)
-        return False
-    return True
-
-
-def _redis_ok(runtime: Runtime) -> bool:
-    # A client of its own with short timeouts: the shared one may wait forever on a dead host.
-    client: redis.Redis[bytes] = redis.Redis.from_url(
-        runtime.redis_url,
-        socket_connect_timeout=_HEALTH_TIMEOUT_S,
-        socket_timeout=_HEALTH_TIMEOUT_S,
-    )
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        log.warning("health check: Redis unreachable", exc_info=True)
-        return False
-    finally:
-        client.close()
-
-
-def healthz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JSONResponse:
-    """200 when the database and Redis answer, 503 naming which one does not."""
-    checks = {
-        "db": "ok" if _database_ok(runtime) else "unreachable",
-        "redis": "ok" if _redis_ok(runtime) else "unreachable",
-    }
-    healthy = all(value == "ok" for value in checks.values())
-    body = {"status": "ok" if healthy else "unavailable", **checks}
-    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
@@ -86,6 +41,7 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.on_start = on_start
+    app.state.health = HealthCheck(runtime)
     install_error_handlers(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.include_router(webhooks.router)
