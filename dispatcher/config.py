@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from dispatcher.errors import ConfigError
+from dispatcher.logs import redact_url
 
 __all__ = [
     "ByteHandSettings",
@@ -295,6 +296,34 @@ def _log_level(read: _Reader) -> str | None:
     return level or None
 
 
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can use, with its driver installed; errors show it without password.
+
+    SQLAlchemy's and the drivers' own messages may quote the URL, so none is chained.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    shown = redact_url(url)
+    example = "e.g. postgresql+psycopg://user:password@host/db or sqlite:///path.db"
+    if "://" not in url:
+        raise ConfigError(f"DATABASE_URL: expected a SQLAlchemy URL ({example}), got {shown}")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"DATABASE_URL: cannot parse {shown} ({example})") from None
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"DATABASE_URL: unknown database {parsed.drivername!r} in {shown} ({example})"
+        ) from None
+    except ImportError:
+        raise ConfigError(
+            f"DATABASE_URL: the driver of {parsed.drivername!r} is not installed ({example})"
+        ) from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` on the first bad one."""
     env = os.environ if env is None else env
@@ -319,8 +348,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not state_dir.is_absolute():
         state_dir = Path.cwd() / state_dir
     database_url = read.string("database", "url") or f"sqlite:///{state_dir / 'dispatcher.db'}"
-    if "://" not in database_url:
-        raise ConfigError(f"DATABASE_URL: expected a SQLAlchemy URL, got {database_url!r}")
+    _check_database_url(database_url)
     redis_url = read.string("redis", "url") or None
     if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL: expected a redis://, rediss:// or unix:// URL")

@@ -21,10 +21,17 @@ import logging
 import re
 from typing import Any
 
-__all__ = ["RedactSecrets", "configure_logging", "install_log_redaction", "redact"]
+__all__ = [
+    "RedactSecrets",
+    "configure_logging",
+    "install_log_redaction",
+    "redact",
+    "redact_url",
+]
 
 _SECRET_PATH = re.compile(r"(/webhooks/timetochat/)[^/?#\s\"']+")
 _SECRET_QUERY = re.compile(r"([?&](?:key|token)=)[^&#\s\"']*", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*(@)")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
@@ -32,8 +39,21 @@ _FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def redact(text: str) -> str:
-    """``text`` with webhook secrets, ByteHand keys and tokens replaced by ``***``."""
+    """``text`` with webhook secrets, ByteHand keys, tokens and URL passwords (a database
+    or Redis URL in an error) replaced by ``***``."""
+    text = _URL_PASSWORD.sub(r"\1***\2", text)
     return _SECRET_QUERY.sub(r"\1***", _SECRET_PATH.sub(r"\1***", text))
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to show in an error, even a mistyped one: whatever stands between the user
+    name's ``:`` and the last ``@`` (the password, however malformed) becomes ``***``."""
+    if "@" not in url:
+        return url
+    head, host = url.rsplit("@", 1)
+    start = head.find("//") + 2 if "//" in head else 0
+    user, colon, _ = head[start:].partition(":")
+    return f"{head[:start]}{user}{colon}***@{host}" if colon else url
 
 
 def _redact_arg(arg: Any) -> Any:
