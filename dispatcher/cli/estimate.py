@@ -6,11 +6,12 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from dispatcher.ingest import Estimate, Progress
+if TYPE_CHECKING:  # pandas behind it: `dispatcher --help` must not pay for it
+    from dispatcher.ingest import Estimate, Progress
 
 __all__ = ["estimate", "progress_bar", "render_estimate"]
 
