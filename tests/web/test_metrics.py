@@ -4,11 +4,14 @@ Redis at scrape time, webhook calls counted by our answer."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import redis
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher.runtime import Runtime
@@ -114,3 +117,20 @@ def test_limiter_wait_histogram_is_exposed(
     assert figures[("dispatcher_limiter_wait_seconds_bucket", (("le", "0.025"), bh))] == 0
     tc = ("provider", "timetochat")
     assert figures[("dispatcher_limiter_wait_seconds_count", (tc,))] == 0
+
+
+def test_alert_rules_use_only_exposed_metrics(api: httpx.Client, redis_client: redis.Redis) -> None:
+    """Every metric the alert rules of docs/operations.md query is one /metrics serves."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    [rules] = re.findall(r"```yaml\n(groups:.*?)```", doc, re.DOTALL)
+    exprs = [rule["expr"] for group in yaml.safe_load(rules)["groups"] for rule in group["rules"]]
+    queried = {name for expr in exprs for name in re.findall(r"\b(?:dispatcher|celery)_\w+", expr)}
+    answer = api.get("/metrics")  # on an empty fleet: families with no sample count too
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    served = {
+        family.name + suffix
+        for family in text_string_to_metric_families(answer.text)
+        for suffix in ("", *suffixes.get(family.type, ()))
+    }
+    assert len(exprs) >= 5
+    assert queried <= served, queried - served
