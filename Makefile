@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/broker_memory.py
+	$(BIN)/python bench/meter.py
 
 soak: $(STAMP)
 	SOAK=1 $(BIN)/pytest -q tests/faults --timeout 1800

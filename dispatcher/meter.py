@@ -159,15 +159,19 @@ class MeteredGate:
     @contextmanager
     def __call__(self, kind: CallKind) -> Iterator[CallOutcome]:
         call = CallOutcome()
-        with self.gate(kind):
-            try:
-                yield call
-            except SendInDoubt:
-                call.outcome = "no_answer"
-                raise
-            except ProviderUnavailable as exc:
-                left = not isinstance(exc.__cause__, NEVER_LEFT)
-                call.outcome = "no_answer" if left else "unavailable"
-                raise
-            finally:
+        granted = False
+        try:
+            with self.gate(kind):
+                granted = True
+                try:
+                    yield call
+                except SendInDoubt:
+                    call.outcome = "no_answer"
+                    raise
+                except ProviderUnavailable as exc:
+                    left = not isinstance(exc.__cause__, NEVER_LEFT)
+                    call.outcome = "no_answer" if left else "unavailable"
+                    raise
+        finally:
+            if granted:  # counted once the slot is given back: Redis time is not the call's
                 self.meter.provider_call(self.provider, kind, call.outcome)
