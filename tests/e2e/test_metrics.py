@@ -123,7 +123,9 @@ def test_metrics_add_up_across_two_workers(
     sends = _total(after["celery_task_succeeded_total"], name="dispatcher.send_timetochat")
     assert sends == timetochat_messages  # one unit send task per recipient
     assert _total(after["celery_task_sent_total"], name="dispatcher.tick") > 0
+    assert _total(after["celery_task_received_total"], name="dispatcher.tick") > 0
     assert _total(after["celery_task_started_total"], name="dispatcher.tick") > 0
+    assert _total(after["celery_task_succeeded_total"], name="dispatcher.send_bytehand_batch") > 0
     assert _total(after["dispatcher_limiter_wait_seconds_count"], provider="bytehand") > 0
     messages = after["dispatcher_messages"]
     assert _total(messages, provider="bytehand") == bytehand_messages
