@@ -119,5 +119,5 @@ def dashboard(
     if not token_matches(runtime, request.cookies.get(COOKIE, "")):
         return _login("Open this page with ?token=<API token> once.")
     with session_scope(runtime.sessions) as session:
-        items = campaign_page(session, state=None, limit=_SHOWN, offset=0)
+        items, _total = campaign_page(session, state=None, limit=_SHOWN, offset=0)
     return HTMLResponse(render_campaigns(items), headers=_HEADERS)
