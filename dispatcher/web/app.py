@@ -1,4 +1,4 @@
-"""The web app factory: provider webhooks, the JSON API, the dashboard and a health check.
+"""The web app factory: provider webhooks, the JSON API, the console and a health check.
 
 ``create_app(runtime)`` builds an app on an explicit :class:`~dispatcher.runtime.Runtime`, so
 tests run several apps on several databases; :mod:`dispatcher.web.asgi` builds the process's
@@ -9,7 +9,8 @@ app for uvicorn. Routes::
     POST /webhooks/timetochat/{secret}   TimeToChat path secret + username
     *    /campaigns...                   bearer token (see dispatcher.web.api)
     POST /estimates                      bearer token: a file's figures, nothing stored
-    GET  /                               dashboard, token once then cookie
+    GET  /console/...                     the marketing console (dispatcher.console): signed
+                                         session cookie after posting the token; / leads there
     GET  /openapi.json                   bearer token (see dispatcher.web.openapi)
 
 No interactive docs pages are served, and the document only to holders of the API token: this
@@ -26,8 +27,9 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from dispatcher import console
 from dispatcher.runtime import Runtime
-from dispatcher.web import api, dashboard, estimates, webhooks
+from dispatcher.web import api, estimates, webhooks
 from dispatcher.web.errors import install_error_handlers
 from dispatcher.web.openapi import serve_openapi
 from dispatcher.web.state import OnStart, get_runtime, no_kick
@@ -91,6 +93,6 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(estimates.router)
-    app.include_router(dashboard.router)
+    console.install(app)
     serve_openapi(app)
     return app

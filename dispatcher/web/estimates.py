@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dispatcher import loader
 from dispatcher.errors import InputError
+from dispatcher.reading import open_table
 from dispatcher.runtime import Runtime
 from dispatcher.web.api import NoNul, validate_form
 from dispatcher.web.auth import require_token
@@ -86,6 +87,7 @@ def estimate_upload(runtime: Runtime, upload: Upload, form: EstimateForm) -> dic
     return {
         **figures.to_json(),
         "file": upload.filename,
+        "columns": list(open_table(upload.path).columns),
         "first_rejects": first_rejects(rejects),
         "stored": False,
     }

@@ -1,4 +1,4 @@
-"""Read-side queries shared by the JSON API and the dashboard: plain JSON-ready dicts.
+"""Read-side queries shared by the JSON API, the CLI and the console: plain JSON-ready dicts.
 
 Counts for a page of campaigns come from one grouped query, not one per campaign, so the list
 stays cheap with many campaigns of a million recipients each.
