@@ -89,6 +89,8 @@ class _SourceRows:
 
     def upto(self, last_line: int) -> pd.DataFrame:
         """Records up to ``last_line`` not handed out yet (indexed by line)."""
+        if not self.columns:
+            return pd.DataFrame(index=pd.Index([], name="__line"))
         while self.columns and (
             self._buffer.empty or int(self._buffer["__line"].iloc[-1]) < last_line
         ):

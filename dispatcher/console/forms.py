@@ -83,7 +83,7 @@ def message_of(exc: Exception, upload: Upload | None = None) -> str:
     if isinstance(exc, RequestValidationError):
         names = sorted({str(e.get("loc", ("?",))[-1]) for e in exc.errors()})
         return "please check: " + ", ".join(names)
-    message = str(exc)
+    message = str(exc).replace("name it with --phone-column", "name it in Phone column")
     if upload is not None:
         message = message.replace(str(upload.path), upload.filename)
     return message

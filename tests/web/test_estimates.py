@@ -143,3 +143,12 @@ def test_export_parquet(api: httpx.Client, runtime: Runtime) -> None:
 def test_export_of_unknown_campaign_is_404(api: httpx.Client) -> None:
     """No such campaign: the JSON 404."""
     assert api.get("/campaigns/999/export").status_code == 404
+
+
+def test_export_without_kept_file_has_our_columns(api: httpx.Client, runtime: Runtime) -> None:
+    """A campaign with no kept file (stored before files were kept) still exports."""
+    campaign_id, _ = add_campaign(runtime, messages=[("delivered", "p1"), ("failed", None)])
+    answer = api.get(f"/campaigns/{campaign_id}/export")
+    assert answer.status_code == 200, answer.text
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [r["state"] for r in rows] == ["delivered", "failed"]
