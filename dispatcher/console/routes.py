@@ -173,12 +173,16 @@ def new_page(request: Request, session: SessionDep) -> Response:
 
 
 def _campaign_context(
-    runtime: Runtime, campaign_id: int, state: str | None, page: int
+    runtime: Runtime, campaign_id: int, state: str | None, page: int, *, full: bool = True
 ) -> dict[str, Any]:
+    """The page's data; the live refresh (``full=False``) skips the table and the chart."""
     with session_scope(runtime.sessions) as db:
         view = campaign_view(
             db, campaign_id, utcnow(), deadline=runtime.settings.dispatch.poll_deadline
         )
+        if not full:
+            chosen = state if state in view["counts"] else None
+            return {**view, "filter": chosen}
         recipients = recipients_view(db, campaign_id, view["campaign"].provider, state, page)
         drawn = chart(db, campaign_id)
     return {**view, "recipients": recipients, "chart": drawn, "filter": recipients["state"]}
@@ -212,7 +216,7 @@ def campaign_live(
 ) -> Response:
     """The live part of the campaign page, fetched every 2 s by ``console.js``."""
     try:
-        context = _campaign_context(runtime, campaign_id, state, 1)
+        context = _campaign_context(runtime, campaign_id, state, 1, full=False)
     except InputError:
         return PlainTextResponse("not found", status_code=404, headers=dict(HEADERS))
     return render_fragment(

@@ -181,3 +181,26 @@ def test_root_leads_to_the_console(client: httpx.Client) -> None:
     """/ redirects to the console."""
     answer = client.get("/", follow_redirects=False)
     assert (answer.status_code, answer.headers["location"]) == (303, "/console/")
+
+
+def test_live_fragment_reports_progress(client: httpx.Client, runtime: Runtime) -> None:
+    """The 2-second refresh: the progress bar in percent of final messages."""
+    campaign_id, _ = add_campaign(
+        runtime, messages=[("delivered", "a"), ("sent", "b"), ("pending", None), ("failed", None)]
+    )
+    sign_in(client)
+    live = client.get(f"/console/campaigns/{campaign_id}/live", headers={"X-Console-Fetch": "1"})
+    assert live.status_code == 200
+    assert 'role="progressbar"' in live.text and 'aria-valuenow="50.0"' in live.text
+    assert "<html" not in live.text
+
+
+def test_message_info_counts_and_names_ucs2_characters(client: httpx.Client) -> None:
+    """The live counter: characters, encoding, parts, the forcing character, smart saving."""
+    sign_in(client)
+    info = client.get(
+        "/console/message-info", params={"text": "l’offre " + "x" * 70, "provider": "bytehand"}
+    ).json()
+    assert (info["chars"], info["encoding"], info["parts"]) == (78, "UCS-2", 2)
+    assert info["forcing"] == [{"char": "’", "name": "U+2019 RIGHT SINGLE QUOTATION MARK"}]
+    assert (info["smart"]["encoding"], info["smart"]["saved"]) == ("GSM-7", 1)
