@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FORMULA_STARTS", "defuse", "defuse_row"]
+__all__ = ["FORMULA_STARTS", "defuse", "defuse_row", "undo_defuse"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -35,3 +35,10 @@ def defuse(value: Any) -> Any:
 def defuse_row(row: Iterable[Any]) -> list[Any]:
     """Every cell of a CSV row through :func:`defuse`."""
     return [defuse(cell) for cell in row]
+
+
+def undo_defuse(value: str) -> str:
+    """The cell as it was before :func:`defuse`, to show a report's cell on a web page."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value

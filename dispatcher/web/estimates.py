@@ -22,6 +22,7 @@ from dispatcher import loader
 from dispatcher.errors import InputError
 from dispatcher.reading import open_table
 from dispatcher.runtime import Runtime
+from dispatcher.spreadsheet import undo_defuse
 from dispatcher.web.api import NoNul, validate_form
 from dispatcher.web.auth import require_token
 from dispatcher.web.bodies import Upload, receive_upload
@@ -60,7 +61,8 @@ def first_rejects(path: Path, limit: int = FIRST_REJECTS) -> list[dict[str, Any]
         for row in csv.DictReader(handle):
             if len(shown) == limit:
                 break
-            shown.append({"line": int(row["line"]), "phone": row["phone"], "reason": row["reason"]})
+            phone = undo_defuse(row["phone"])
+            shown.append({"line": int(row["line"]), "phone": phone, "reason": row["reason"]})
     return shown
 
 

@@ -152,3 +152,11 @@ def test_export_without_kept_file_has_our_columns(api: httpx.Client, runtime: Ru
     assert answer.status_code == 200, answer.text
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert [r["state"] for r in rows] == ["delivered", "failed"]
+
+
+def test_first_rejects_show_the_cell_as_written(api: httpx.Client) -> None:
+    """The estimate shows a rejected cell as the file has it (the report's quote is for
+    spreadsheets only)."""
+    content = "phone;first_name\n+33 1;Ann\n=1+1;Bob\n0612345678;Eve\n"
+    body = api.post("/estimates", data=FIELDS, files=_files(content)).json()
+    assert [r["phone"] for r in body["first_rejects"]] == ["+33 1", "=1+1"]
