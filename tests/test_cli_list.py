@@ -58,3 +58,14 @@ def test_delete_removes_the_draft_and_its_kept_file(env: Path, tmp_path: Path) -
     assert not kept.exists()
     listed = CliRunner().invoke(main, ["campaign", "list", "--json"])
     assert json.loads(listed.output)["total"] == 0
+
+
+def test_status_says_where_the_campaign_is(env: Path) -> None:
+    """`campaign status` gives progress as handed over and final, and the sentence."""
+    campaign_id = _create(env)
+    result = CliRunner().invoke(main, ["campaign", "status", str(campaign_id), "--json"])
+    assert result.exit_code == 0, result.output
+    progress = json.loads(result.output)["progress"]
+    assert (progress["handed_over"], progress["final"], progress["phase"]) == (0, 0, "draft")
+    text = CliRunner().invoke(main, ["campaign", "status", str(campaign_id)]).output
+    assert "draft: 1 recipients, not started (0.0% handed over, 0.0% final)" in text

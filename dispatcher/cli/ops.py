@@ -96,14 +96,21 @@ def resolve_in_doubt(campaign_id: int, action: str | None) -> None:
 @click.argument("campaign_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status(campaign_id: int, as_json: bool) -> None:
-    """Counts by state and by reason, parts and cost."""
+    """Progress (handed over, final), counts by state and by reason, parts and cost."""
+    deadline = current().settings.dispatch.poll_deadline
     with _session() as session:
         summary = campaigns.report(session, campaign_id)
+        progress = campaigns.progress(session, campaign_id, utcnow(), deadline=deadline)
+    summary["progress"] = progress.to_json()
     if as_json:
         click.echo(json.dumps(summary))
         return
     click.echo(
         f"campaign {summary['id']} {summary['name']!r} ({summary['provider']}): {summary['state']}"
+    )
+    click.echo(
+        f"  {progress.summary} ({progress.handed_over_percent}% handed over, "
+        f"{progress.final_percent}% final)"
     )
     for state, count in sorted(summary["counts"].items()):
         click.echo(f"  {state:<14}{count:>10}")
