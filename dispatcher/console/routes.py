@@ -426,7 +426,8 @@ async def act(
                 source = campaigns.delete_draft(db, campaign_id)
                 back = "/console/"
     except InputError as exc:
-        return render(request, "error.html", status=409, csrf=session.csrf, message=str(exc))
+        status = 404 if exc.code == "not_found" else 409
+        return render(request, "error.html", status=status, csrf=session.csrf, message=str(exc))
     if action == "delete":
         forget_source(runtime.settings.state_dir, source)
     elif action in ("start", "resume", "retry-failed", "resolve"):

@@ -204,3 +204,28 @@ def test_message_info_counts_and_names_ucs2_characters(client: httpx.Client) -> 
     assert (info["chars"], info["encoding"], info["parts"]) == (78, "UCS-2", 2)
     assert info["forcing"] == [{"char": "’", "name": "U+2019 RIGHT SINGLE QUOTATION MARK"}]
     assert (info["smart"]["encoding"], info["smart"]["saved"]) == ("GSM-7", 1)
+
+
+def test_replies_page_links_and_escapes(client: httpx.Client, runtime: Runtime) -> None:
+    """An incoming SMS is listed with its campaign; its text (anyone's) is escaped."""
+    from dispatcher.db import session_scope
+    from dispatcher.models import InboundMessage, Suppression
+
+    campaign_id, message_ids = add_campaign(runtime)
+    with session_scope(runtime.sessions) as session:
+        session.add(
+            InboundMessage(
+                provider="bytehand",
+                from_number="+33612345678",
+                to_number="SHOP",
+                text="<img src=x onerror=alert(1)> STOP",
+                reply_to_id=message_ids[0],
+                dedup_key="mo-1",
+            )
+        )
+        session.add(Suppression(phone="+33698765432", reason="opt-out"))
+    sign_in(client)
+    replies = client.get("/console/replies").text
+    assert "&lt;img src=x onerror=alert(1)&gt; STOP" in replies and "<img" not in replies
+    assert f'href="/console/campaigns/{campaign_id}"' in replies
+    assert "+33698765432" in client.get("/console/opt-outs").text
