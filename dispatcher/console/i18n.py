@@ -145,6 +145,8 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
             "Choisissez à nouveau le fichier pour créer la campagne."
         ),
         "Time zone": "Fuseau horaire",
+        "Rate limit in use": "Débit utilisé",
+        "calls in the last second": "appels dans la dernière seconde",
     },
 }
 

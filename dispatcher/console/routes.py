@@ -20,6 +20,7 @@ import time
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
+import redis
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -45,7 +46,7 @@ from dispatcher.console.views import (
 )
 from dispatcher.constants import BYTEHAND
 from dispatcher.db import session_scope
-from dispatcher.errors import InputError
+from dispatcher.errors import DispatcherError, InputError
 from dispatcher.models import utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.sources import forget_source
@@ -172,6 +173,14 @@ def new_page(request: Request, session: SessionDep) -> Response:
     return render(request, "new.html", csrf=session.csrf, values={}, estimate=None, error=None)
 
 
+def _rate_use(runtime: Runtime, provider: str) -> tuple[int, int] | None:
+    """The provider account's calls in the current second, of its limit; None if unknown."""
+    try:
+        return runtime.limiter(provider).in_use()
+    except (DispatcherError, redis.RedisError, OSError):
+        return None
+
+
 def _campaign_context(
     runtime: Runtime, campaign_id: int, state: str | None, page: int, *, full: bool = True
 ) -> dict[str, Any]:
@@ -180,6 +189,7 @@ def _campaign_context(
         view = campaign_view(
             db, campaign_id, utcnow(), deadline=runtime.settings.dispatch.poll_deadline
         )
+        view["rate"] = _rate_use(runtime, view["campaign"].provider)
         if not full:
             chosen = state if state in view["counts"] else None
             return {**view, "filter": chosen}

@@ -229,3 +229,14 @@ def test_replies_page_links_and_escapes(client: httpx.Client, runtime: Runtime) 
     assert "&lt;img src=x onerror=alert(1)&gt; STOP" in replies and "<img" not in replies
     assert f'href="/console/campaigns/{campaign_id}"' in replies
     assert "+33698765432" in client.get("/console/opt-outs").text
+
+
+def test_campaign_page_shows_the_accounts_rate_limit_use(
+    client: httpx.Client, runtime: Runtime, redis_client: object
+) -> None:
+    """Calls of the provider account in the current second, of its limit."""
+    campaign_id, _ = add_campaign(runtime, provider="bytehand")
+    runtime.limiter("bytehand").complete(runtime.limiter("bytehand").wait_turn("send"))
+    sign_in(client)
+    page = client.get(f"/console/campaigns/{campaign_id}").text
+    assert "Rate limit in use 1/20 calls in the last second" in page
