@@ -224,6 +224,20 @@ def delete(campaign_id: int) -> None:
     click.echo(f"campaign {campaign_id}: deleted")
 
 
+@click.command(name="test-send")
+@click.argument("campaign_id", type=int)
+@click.argument("phone")
+def test_send(campaign_id: int, phone: str) -> None:
+    """Send the campaign's message to PHONE now, as a one-recipient campaign of its own."""
+    from dispatcher.testsend import send_test
+
+    runtime = current()
+    migrate(runtime.engine)
+    summary = send_test(runtime, campaign_id, phone, utcnow())
+    click.echo(f"campaign {campaign_id}: test sent as campaign {summary.id}")
+    _kick_feeder()
+
+
 OPS_COMMANDS = (
     start,
     pause,
@@ -236,4 +250,5 @@ OPS_COMMANDS = (
     export,
     list_campaigns,
     delete,
+    test_send,
 )

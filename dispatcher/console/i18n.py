@@ -146,6 +146,8 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "Time zone": "Fuseau horaire",
         "Rate limit in use": "Débit utilisé",
+        "Test number": "Numéro de test",
+        "Send test": "Envoyer un test",
         "calls in the last second": "appels dans la dernière seconde",
     },
 }

@@ -50,6 +50,7 @@ from dispatcher.errors import DispatcherError, InputError
 from dispatcher.models import utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.sources import forget_source
+from dispatcher.testsend import send_test
 from dispatcher.web.api import CampaignForm, validate_form
 from dispatcher.web.auth import token_matches
 from dispatcher.web.bodies import Upload, read_limited, receive_upload
@@ -397,6 +398,29 @@ def _kick(on_start: OnStart, campaign_id: int) -> None:
         on_start(campaign_id)
     except Exception:
         return  # beat feeds it within a tick; the state change stands
+
+
+@router.post("/campaigns/{campaign_id}/test-send")
+async def send_a_test(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    campaign_id: CampaignId,
+    on_start: Annotated[OnStart, Depends(get_on_start)],
+) -> Response:
+    """Send the campaign's message to one number (:mod:`dispatcher.testsend`); show the test."""
+    fields = await _small_form(request)
+    if not check_csrf(session, fields.get("csrf")):
+        return _refused(request)
+    try:
+        test = await run_in_threadpool(
+            send_test, runtime, campaign_id, fields.get("phone", "")[:32], utcnow()
+        )
+    except InputError as exc:
+        status = 404 if exc.code == "not_found" else 400
+        return render(request, "error.html", status=status, csrf=session.csrf, message=str(exc))
+    _kick(on_start, test.id)
+    return RedirectResponse(f"/console/campaigns/{test.id}", status_code=303, headers=dict(HEADERS))
 
 
 @router.post("/campaigns/{campaign_id}/{action}")

@@ -31,6 +31,7 @@ from dispatcher.errors import InputError
 from dispatcher.runtime import Runtime
 from dispatcher.sources import forget_source
 from dispatcher.states import CampaignState, MessageState
+from dispatcher.testsend import send_test
 from dispatcher.web.auth import require_token
 from dispatcher.web.bodies import read_limited, receive_upload
 from dispatcher.web.downloads import export_response
@@ -38,7 +39,7 @@ from dispatcher.web.openapi import API_ERRORS, request_body
 from dispatcher.web.queries import campaign_page, message_page, progress
 from dispatcher.web.state import Clock, OnStart, get_clock, get_on_start, get_runtime
 
-__all__ = ["CampaignForm", "NoNul", "ResolveInDoubt", "router", "validate_form"]
+__all__ = ["CampaignForm", "NoNul", "ResolveInDoubt", "TestSend", "router", "validate_form"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,14 @@ class CampaignForm(BaseModel):
     phone_column: Annotated[str, Field(max_length=200), NoNul] | None = None
     region: Annotated[str, Field(max_length=8), NoNul] | None = None
     smart_encoding: bool = False
+
+
+class TestSend(BaseModel):
+    """``POST /campaigns/{id}/test-send``: the number to send the campaign's message to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phone: Annotated[str, Field(min_length=1, max_length=32), NoNul]
 
 
 class ResolveInDoubt(BaseModel):
@@ -328,6 +337,34 @@ async def resolve_in_doubt(
         "state": state,
         "action": data.action,
         "moved": moved,
+        "kicked": kicked,
+    }
+
+
+@router.post("/{campaign_id}/test-send", status_code=201, openapi_extra=request_body(TestSend))
+async def send_a_test(
+    campaign_id: CampaignId,
+    request: Request,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    on_start: OnStartDep,
+) -> dict[str, Any]:
+    """Send the campaign's message to one number now, as a one-recipient campaign of its own
+    (body read after the token check, like resolve-in-doubt)."""
+    raw = await read_limited(request, 4096)
+    try:
+        decoded = json.loads(raw or b"{}")
+    except (ValueError, RecursionError) as exc:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "the body is not JSON", "type": "json_invalid"}]
+        ) from exc
+    data = _validate(TestSend, decoded)
+    summary = await run_in_threadpool(send_test, runtime, campaign_id, data.phone, clock())
+    kicked = _kick(on_start, summary.id)
+    return {
+        "id": summary.id,
+        "test_of": campaign_id,
+        "state": CampaignState.RUNNING,
         "kicked": kicked,
     }
 

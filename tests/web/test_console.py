@@ -240,3 +240,22 @@ def test_campaign_page_shows_the_accounts_rate_limit_use(
     sign_in(client)
     page = client.get(f"/console/campaigns/{campaign_id}").text
     assert "Rate limit in use 1/20 calls in the last second" in page
+
+
+def test_console_test_send_needs_csrf_and_shows_the_test(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    """The test-send form: refused without CSRF; with it, the test campaign's page."""
+    csrf = sign_in(client)
+    created = client.post(
+        "/campaigns",
+        data={"provider": "bytehand", "sender": "SHOP", "text": "Hi {first_name}"},
+        files={"file": ("r.csv", CSV.encode(), "text/csv")},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    ).json()
+    url = f"/console/campaigns/{created['id']}/test-send"
+    assert client.post(url, data={"phone": "+33699999999"}).status_code == 403
+    answer = client.post(url, data={"phone": "+33699999999", "csrf": csrf})
+    assert answer.status_code == 303
+    page = client.get(answer.headers["location"]).text
+    assert f"test of #{created['id']}: r" in page and "+33699999999" in page

@@ -160,3 +160,23 @@ def test_first_rejects_show_the_cell_as_written(api: httpx.Client) -> None:
     content = "phone;first_name\n+33 1;Ann\n=1+1;Bob\n0612345678;Eve\n"
     body = api.post("/estimates", data=FIELDS, files=_files(content)).json()
     assert [r["phone"] for r in body["first_rejects"]] == ["+33 1", "=1+1"]
+
+
+def test_test_send_is_a_running_one_recipient_copy(
+    api: httpx.Client, runtime: Runtime, kicks: list[int]
+) -> None:
+    """POST /campaigns/{id}/test-send: the message, rendered with the file's first row, to one
+    number, started at once; the campaign itself is untouched."""
+    created = api.post("/campaigns", data={**FIELDS, "sender": "SHOP"}, files=_files()).json()
+    answer = api.post(f"/campaigns/{created['id']}/test-send", json={"phone": "+33699999999"})
+    assert answer.status_code == 201, answer.text
+    test_id = answer.json()["id"]
+    assert kicks == [test_id]
+    detail = api.get(f"/campaigns/{test_id}").json()
+    assert (detail["state"], detail["counts"]) == ("running", {"pending": 1})
+    message = api.get(f"/campaigns/{test_id}/messages").json()["items"][0]
+    assert message["phone"] == "+33699999999"
+    with session_scope(runtime.sessions) as session:
+        text = session.query(Message.text).filter_by(campaign_id=test_id).scalar()
+    assert text == "Bonjour Ann"
+    assert api.get(f"/campaigns/{created['id']}").json()["state"] == "draft"
