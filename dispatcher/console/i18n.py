@@ -17,10 +17,13 @@ from typing import Final
 
 from fastapi import Request
 
+from dispatcher.states import MessageState
+
 __all__ = ["LANGUAGES", "TEXTS", "format_number", "language_of", "translator"]
 
 LANGUAGES: Final = ("en", "fr")
 LANG_COOKIE: Final = "console_lang"
+_MESSAGE_STATES: Final = tuple(MessageState)
 
 TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
     "en": {},
@@ -146,6 +149,18 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "Time zone": "Fuseau horaire",
         "Rate limit in use": "Débit utilisé",
+        "state:pending": "en attente",
+        "state:queued": "en file",
+        "state:sending": "en envoi",
+        "state:submitted": "soumis",
+        "state:sent": "envoyé",
+        "state:delivered": "délivré",
+        "state:undeliverable": "non délivrable",
+        "state:failed": "échec",
+        "state:expired": "expiré",
+        "state:unknown": "inconnu",
+        "state:in_doubt": "incertain",
+        "state:cancelled": "annulé",
         "Test number": "Numéro de test",
         "Send test": "Envoyer un test",
         "calls in the last second": "appels dans la dernière seconde",
@@ -166,8 +181,10 @@ def language_of(request: Request) -> str:
 
 
 def translator(language: str) -> dict[str, str]:
-    """The words of ``language`` (English words are their own translation)."""
-    return dict(TEXTS.get(language, {}))
+    """The words of ``language`` (English words are their own translation; a recipient's
+    state is asked as ``state:<name>``, and is its own name in English)."""
+    words = {f"state:{name}": name for name in _MESSAGE_STATES}
+    return {**words, **TEXTS.get(language, {})}
 
 
 def format_number(value: float | int, language: str, decimals: int = 0) -> str:

@@ -259,3 +259,13 @@ def test_console_test_send_needs_csrf_and_shows_the_test(
     assert answer.status_code == 303
     page = client.get(answer.headers["location"]).text
     assert f"test of #{created['id']}: r" in page and "+33699999999" in page
+
+
+def test_recipient_states_in_french(client: httpx.Client, runtime: Runtime) -> None:
+    """A French reader sees the recipients' states in French; English keeps their names."""
+    campaign_id, _ = add_campaign(runtime, messages=[("delivered", "a")])
+    sign_in(client)
+    french = client.get(f"/console/campaigns/{campaign_id}", params={"lang": "fr"}).text
+    assert "délivré" in french
+    english = client.get(f"/console/campaigns/{campaign_id}", params={"lang": "en"}).text
+    assert ">delivered <b>" in english
