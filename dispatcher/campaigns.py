@@ -8,15 +8,18 @@ campaign already running).
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from dispatcher.backoff import poll_deadline
 from dispatcher.claims import move
 from dispatcher.errors import InputError
 from dispatcher.models import Campaign, Message
+from dispatcher.progress import AWAITING, Progress, describe
+from dispatcher.reasons import explain
 from dispatcher.states import (
     CAMPAIGN_TRANSITIONS,
     FINAL_MESSAGE_STATES,
@@ -27,10 +30,13 @@ from dispatcher.states import (
 __all__ = [
     "campaign_counts",
     "cancel",
+    "delete_draft",
+    "failures",
     "finish_if_done",
     "get_campaign",
     "pause",
     "pause_for",
+    "progress",
     "report",
     "resolve_in_doubt",
     "resume",
@@ -213,19 +219,34 @@ def campaign_counts(session: Session, campaign_id: int) -> dict[str, int]:
     return {state: int(count) for state, count in rows}
 
 
-def report(session: Session, campaign_id: int) -> dict[str, Any]:
-    """Counts by state and by reason, parts and cost: what marketing and ops look at."""
+def failures(session: Session, campaign_id: int) -> list[dict[str, Any]]:
+    """Recipients not delivered, grouped by the provider's own code with a plain label."""
     campaign = get_campaign(session, campaign_id)
-    reasons: Counter[str] = Counter()
-    for state, error, count in session.execute(
-        select(Message.state, Message.last_error, func.count())
+    grouped: Counter[tuple[str, str, str]] = Counter()
+    for state, error, provider_state, count in session.execute(
+        select(Message.state, Message.last_error, Message.provider_state, func.count())
         .where(
             Message.campaign_id == campaign_id,
             Message.state.in_((M.FAILED, M.UNDELIVERABLE, M.IN_DOUBT, M.EXPIRED, M.UNKNOWN)),
         )
-        .group_by(Message.state, Message.last_error)
+        .group_by(Message.state, Message.last_error, Message.provider_state)
     ):
-        reasons[f"{state}: {error or 'reported by provider'}"] += int(count)
+        reason = explain(state, campaign.provider, error, provider_state)
+        grouped[(reason.state, reason.code, reason.label)] += int(count)
+    return [
+        {"state": state, "code": code, "label": label, "count": count}
+        for (state, code, label), count in grouped.most_common()
+    ]
+
+
+def report(session: Session, campaign_id: int) -> dict[str, Any]:
+    """Counts by state and by reason, parts and cost: what marketing and ops look at."""
+    campaign = get_campaign(session, campaign_id)
+    broken_down = failures(session, campaign_id)
+    reasons: Counter[str] = Counter()
+    for item in broken_down:
+        label = f"{item['label']} ({item['code']})" if item["code"] else item["label"]
+        reasons[f"{item['state']}: {label}"] += item["count"]
     parts = session.scalar(
         select(func.coalesce(func.sum(Message.parts), 0)).where(
             Message.campaign_id == campaign_id,
@@ -240,6 +261,7 @@ def report(session: Session, campaign_id: int) -> dict[str, Any]:
         "state": campaign.state,
         "counts": campaign_counts(session, campaign_id),
         "reasons": dict(reasons.most_common()),
+        "failures": broken_down,
         "parts_sent": int(parts or 0),
         "cost": round(int(parts or 0) * price, 4),
         "pause_reason": campaign.pause_reason,
@@ -247,6 +269,49 @@ def report(session: Session, campaign_id: int) -> dict[str, Any]:
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
         "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
     }
+
+
+def progress(session: Session, campaign_id: int, now: datetime, *, deadline: timedelta) -> Progress:
+    """Handed over and final, and until when delivery reports may still come (``deadline``
+    after the last submission, or the validity: the polling deadline)."""
+    campaign = get_campaign(session, campaign_id)
+    counts = campaign_counts(session, campaign_id)
+    last_submitted = session.scalar(
+        select(func.max(Message.submitted_at)).where(
+            Message.campaign_id == campaign_id, Message.state.in_(AWAITING)
+        )
+    )
+    until = (
+        poll_deadline(last_submitted, campaign.validity, default=deadline)
+        if last_submitted is not None
+        else None
+    )
+    return describe(
+        campaign.state,
+        counts,
+        start_at=campaign.start_at,
+        paused_at=campaign.paused_at,
+        pause_reason=campaign.pause_reason,
+        awaiting_until=until,
+        now=now,
+    )
+
+
+def delete_draft(session: Session, campaign_id: int) -> str:
+    """Delete a draft and its recipients (nothing was sent); the kept source file's path, for
+    the caller to remove after the commit. Any other state is a conflict: history stays."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state != C.DRAFT:
+        raise _refuse(campaign, "delete")
+    source = campaign.source_file
+    session.execute(delete(Message).where(Message.campaign_id == campaign_id))
+    deleted = session.execute(
+        delete(Campaign).where(Campaign.id == campaign_id, Campaign.state == C.DRAFT)
+    ).rowcount  # type: ignore[attr-defined]
+    if not deleted:
+        raise _refuse(get_campaign(session, campaign_id), "delete")
+    session.expire_all()
+    return source
 
 
 def finish_if_done(session: Session, campaign_id: int, now: datetime) -> bool:

@@ -9,8 +9,10 @@ minutes on their own).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,22 @@ def _figures(report: dict[str, Any], sandbox: RemoteSandbox) -> list[str]:
     ]
 
 
+def _console_line(console: Console, stack: LocalStack) -> None:
+    """Where to watch the campaigns: the console's URL and the demo's own sign-in token."""
+    url = f"http://127.0.0.1:{stack.web_port}/console/"
+    console.print(f"[bold]console[/] {url}  sign-in token: {stack.api_token}")
+
+
+def _keep_up_for_the_console(console: Console, stack: LocalStack) -> None:
+    """On a terminal, keep the stack up until Enter or Ctrl-C; otherwise return at once."""
+    if not sys.stdin.isatty():
+        return
+    _console_line(console, stack)
+    console.print("the stack stays up: press Enter (or Ctrl-C) to stop it")
+    with contextlib.suppress(KeyboardInterrupt, EOFError):
+        input()
+
+
 def run_demo(directory: Path, *, recipients: int = 5000, ttc_recipients: int = 1000) -> bool:
     """Run both campaigns and print their reports; True when every check held."""
     console = Console()
@@ -105,6 +123,7 @@ def run_demo(directory: Path, *, recipients: int = 5000, ttc_recipients: int = 1
     console.print(f"[bold]demo[/] state under {directory}")
     with LocalStack(directory) as stack:
         reset(stack.runtime)
+        _console_line(console, stack)
         from dispatcher.loader import create_campaign
 
         ids: dict[str, int] = {}
@@ -157,5 +176,6 @@ def run_demo(directory: Path, *, recipients: int = 5000, ttc_recipients: int = 1
             console.print(f"[bold]{provider}[/] final states {report['counts']}")
             for reason, count in report["reasons"].items():
                 console.print(f"    {count:>6}  {escape(reason)}")  # provider text, not markup
+        _keep_up_for_the_console(console, stack)
     console.print("[green]demo passed[/]" if ok else "[red]demo found a problem[/]")
     return ok

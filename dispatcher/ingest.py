@@ -11,7 +11,8 @@ One pipeline serves the estimate (nothing stored) and the campaign creation
    (:mod:`dispatcher.sms`), and a text over the provider's limit is rejected with
    :func:`~dispatcher.sms.check_limits`' reason; an empty text is rejected as ``empty_text``.
 
-Every rejected row can be written to a CSV (``line,phone,reason``) for the marketer.
+Every rejected row can be written to a CSV (``line,phone,reason``) for the marketer, its cells
+made safe to open in a spreadsheet (:mod:`dispatcher.spreadsheet`).
 
 Speed: analysis is per distinct text (cached), and texts made only of GSM-7 basic characters,
 the common case, are counted vectorised (one part up to ``gsm7_single`` characters, else
@@ -39,6 +40,7 @@ from dispatcher.constants import BYTEHAND, PROVIDERS
 from dispatcher.errors import InputError
 from dispatcher.phones import PhoneNormalizer
 from dispatcher.reading import Chunk, Table, describe_columns, open_table
+from dispatcher.spreadsheet import defuse_row
 from dispatcher.templates import Template, compile_template, fold_name
 
 __all__ = [
@@ -225,7 +227,7 @@ class Pipeline:
                 line, _phone, reason = min(rejected)
                 self.estimate.first_reject = (line, reason)
             if writer is not None:
-                writer.writerows(sorted(rejected))
+                writer.writerows(map(defuse_row, sorted(rejected)))
             if progress is not None:
                 progress(int(chunk.lines[-1]) if len(chunk.lines) else 0, self.table.rows_hint)
             if batch.lines:

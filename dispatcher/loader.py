@@ -32,6 +32,7 @@ from dispatcher.db import is_postgres
 from dispatcher.errors import InputError
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
 from dispatcher.models import Campaign, Message, Suppression, utcnow
+from dispatcher.sources import keep_source
 from dispatcher.states import CampaignState, MessageState
 
 __all__ = [
@@ -221,9 +222,16 @@ def create_campaign(
         figures = pipeline.estimate
         if figures.valid == 0:
             raise InputError(_why_no_recipient(figures), code="no_recipients")
-        connection.execute(
-            update(Campaign).where(Campaign.id == campaign_id).values(estimate=figures.to_json())
-        )
+        kept = keep_source(settings.state_dir, campaign_id, path)
+        try:
+            connection.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id)
+                .values(estimate=figures.to_json(), source_file=str(kept))
+            )
+        except BaseException:
+            kept.unlink(missing_ok=True)
+            raise
     return CampaignSummary(campaign_id, campaign_name, figures)
 
 

@@ -65,6 +65,12 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((hold_us + window_us) / 1000) + 1000)
 return {1, 0}
 """
 
+_IN_USE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+"""
+
 _RELEASE = """
 return redis.call('ZREM', KEYS[1], ARGV[1])
 """
@@ -88,6 +94,7 @@ class ServerClockRedisStorage(RedisStorage):
         self._acquire_script = connection.register_script(_ACQUIRE.encode())
         self._complete_script = connection.register_script(_COMPLETE.encode())
         self._release_script = connection.register_script(_RELEASE.encode())
+        self._in_use_script = connection.register_script(_IN_USE.encode())
 
     def acquire_with_wait(self, key: str, limit: int, expiry: float) -> tuple[str | None, float]:
         """Take one slot if fewer than ``limit`` are in flight or ended within the window:
@@ -107,6 +114,11 @@ class ServerClockRedisStorage(RedisStorage):
     def release(self, key: str, ticket: str) -> None:
         """Give back a granted entry whose call was never made."""
         self._release_script(keys=[self.prefixed_key(key)], args=[ticket])
+
+    def in_use(self, key: str, expiry: float) -> int:
+        """Entries in flight or ended within the last ``expiry`` seconds (read only)."""
+        window_us = int((expiry + self.guard_s) * 1_000_000)
+        return int(self._in_use_script(keys=[self.prefixed_key(key)], args=[window_us]))
 
 
 class FleetLimiter:
@@ -146,6 +158,14 @@ class FleetLimiter:
             return self.storage.acquire_with_wait(self.key, item.amount, item.get_expiry())
         except redis.RedisError as exc:
             raise RateLimiterUnavailable(f"rate limiter unreachable: {exc}") from exc
+
+    def in_use(self) -> tuple[int, int]:
+        """``(calls counted in the current window, the limit)``: what the console shows."""
+        try:
+            used = self.storage.in_use(self.key, self.full.get_expiry())
+        except redis.RedisError as exc:
+            raise RateLimiterUnavailable(f"rate limiter unreachable: {exc}") from exc
+        return used, self.full.amount
 
     def complete(self, ticket: str) -> None:
         """The call granted by ``ticket`` is over: its slot counts from now for one window."""

@@ -344,8 +344,8 @@ def test_finish_when_every_message_is_final(db_engine: Engine, seed: Seed) -> No
         "cancelled": 1,
     }
     assert stored.report["reasons"] == {
-        "failed: bytehand:12 bad number": 1,
-        "undeliverable: reported by provider": 1,
+        "failed: the number does not exist (bytehand:12)": 1,
+        "undeliverable: the operator could not deliver it": 1,
     }
     assert (stored.report["parts_sent"], stored.report["cost"]) == (6, 3.0)
     assert stored.report["finished_at"] == NOW.isoformat()

@@ -162,3 +162,14 @@ def test_reserving_without_redis_leaves_the_call_to_fail_closed() -> None:
     )
     with limiter.reserved("send"), pytest.raises(RateLimiterUnavailable), limiter("send"):
         pytest.fail("a call was let through")
+
+
+def test_in_use_counts_the_current_window(redis_client: redis.Redis, redis_url: str) -> None:
+    """What the console shows: calls in flight or ended within the last second, of the limit."""
+    limiter = FleetLimiter(redis_url, "console:acct", calls_per_second=20)
+    assert limiter.in_use() == (0, 20)
+    tickets = [limiter.wait_turn("send") for _ in range(3)]
+    limiter.complete(tickets[0])
+    assert limiter.in_use() == (3, 20)
+    time.sleep(1.1)
+    assert limiter.in_use() == (2, 20)

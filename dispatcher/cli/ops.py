@@ -96,14 +96,21 @@ def resolve_in_doubt(campaign_id: int, action: str | None) -> None:
 @click.argument("campaign_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status(campaign_id: int, as_json: bool) -> None:
-    """Counts by state and by reason, parts and cost."""
+    """Progress (handed over, final), counts by state and by reason, parts and cost."""
+    deadline = current().settings.dispatch.poll_deadline
     with _session() as session:
         summary = campaigns.report(session, campaign_id)
+        progress = campaigns.progress(session, campaign_id, utcnow(), deadline=deadline)
+    summary["progress"] = progress.to_json()
     if as_json:
         click.echo(json.dumps(summary))
         return
     click.echo(
         f"campaign {summary['id']} {summary['name']!r} ({summary['provider']}): {summary['state']}"
+    )
+    click.echo(
+        f"  {progress.summary} ({progress.handed_over_percent}% handed over, "
+        f"{progress.final_percent}% final)"
     )
     for state, count in sorted(summary["counts"].items()):
         click.echo(f"  {state:<14}{count:>10}")
@@ -163,11 +170,85 @@ def watch(campaign_id: int) -> None:
     "--out", "out", type=click.Path(path_type=Path), required=True, help="A .csv or .parquet file."
 )
 def export(campaign_id: int, out: Path) -> None:
-    """Every recipient with its final state, reason, provider id and timestamps."""
+    """Every recipient beside its file's columns: state, reason, provider id, times, reply."""
     with _session() as session:
         campaigns.get_campaign(session, campaign_id)
     rows = export_messages(current().engine, campaign_id, out)
     click.echo(f"campaign {campaign_id}: {rows} recipients written to {out}")
 
 
-OPS_COMMANDS = (start, pause, resume, cancel, retry_failed, resolve_in_doubt, status, watch, export)
+@click.command(name="list")
+@click.option(
+    "--state", type=click.Choice([s.value for s in CampaignState]), help="Only this state."
+)
+@click.option("--provider", type=click.Choice(["bytehand", "timetochat"]), help="Only this one.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, as GET /campaigns.")
+def list_campaigns(
+    state: str | None, provider: str | None, limit: int, offset: int, as_json: bool
+) -> None:
+    """Campaigns, newest first, with their progress (what GET /campaigns answers)."""
+    from dispatcher.web.queries import campaign_page
+
+    with _session() as session:
+        items, total = campaign_page(
+            session,
+            state=CampaignState(state) if state else None,
+            provider=provider,
+            limit=limit,
+            offset=offset,
+        )
+    if as_json:
+        page = {"items": items, "total": total, "limit": limit, "offset": offset}
+        click.echo(json.dumps(page, default=str))
+        return
+    for item in items:
+        click.echo(
+            f"{item['id']:>6}  {item['state']:<10} {item['provider']:<10} "
+            f"{item['handed_over']:>8}/{item['total']:<8} handed over  "
+            f"{item['final']:>8} final  {item['name']}"
+        )
+    click.echo(f"{len(items)} of {total} campaigns")
+
+
+@click.command(name="delete")
+@click.argument("campaign_id", type=int)
+def delete(campaign_id: int) -> None:
+    """Delete a draft campaign and its recipients (a started one is kept: it is history)."""
+    from dispatcher.sources import forget_source
+
+    with _session() as session:
+        source = campaigns.delete_draft(session, campaign_id)
+    forget_source(current().settings.state_dir, source)
+    click.echo(f"campaign {campaign_id}: deleted")
+
+
+@click.command(name="test-send")
+@click.argument("campaign_id", type=int)
+@click.argument("phone")
+def test_send(campaign_id: int, phone: str) -> None:
+    """Send the campaign's message to PHONE now, as a one-recipient campaign of its own."""
+    from dispatcher.testsend import send_test
+
+    runtime = current()
+    migrate(runtime.engine)
+    summary = send_test(runtime, campaign_id, phone, utcnow())
+    click.echo(f"campaign {campaign_id}: test sent as campaign {summary.id}")
+    _kick_feeder()
+
+
+OPS_COMMANDS = (
+    start,
+    pause,
+    resume,
+    cancel,
+    retry_failed,
+    resolve_in_doubt,
+    status,
+    watch,
+    export,
+    list_campaigns,
+    delete,
+    test_send,
+)

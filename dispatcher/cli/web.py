@@ -1,4 +1,4 @@
-"""``dispatcher web``: serve the webhooks, JSON API and dashboard with uvicorn."""
+"""``dispatcher web``: serve the webhooks, JSON API and console with uvicorn."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FastAPI web app: provider webhooks, the JSON API, a small dashboard and a health check.
+"""FastAPI web app: provider webhooks, the JSON API, the console and a health check.
 
 Build one with :func:`create_app`; uvicorn serves :data:`dispatcher.web.asgi.app`.
 """

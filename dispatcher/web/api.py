@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -28,14 +29,17 @@ from dispatcher import campaigns, loader
 from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.runtime import Runtime
+from dispatcher.sources import forget_source
 from dispatcher.states import CampaignState, MessageState
+from dispatcher.testsend import send_test
 from dispatcher.web.auth import require_token
 from dispatcher.web.bodies import read_limited, receive_upload
+from dispatcher.web.downloads import export_response
 from dispatcher.web.openapi import API_ERRORS, request_body
 from dispatcher.web.queries import campaign_page, message_page, progress
 from dispatcher.web.state import Clock, OnStart, get_clock, get_on_start, get_runtime
 
-__all__ = ["CampaignForm", "ResolveInDoubt", "router"]
+__all__ = ["CampaignForm", "NoNul", "ResolveInDoubt", "TestSend", "router", "validate_form"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,14 @@ class CampaignForm(BaseModel):
     smart_encoding: bool = False
 
 
+class TestSend(BaseModel):
+    """``POST /campaigns/{id}/test-send``: the number to send the campaign's message to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phone: Annotated[str, Field(min_length=1, max_length=32), NoNul]
+
+
 class ResolveInDoubt(BaseModel):
     """``POST /campaigns/{id}/resolve-in-doubt``: resend after checking, or declare sent."""
 
@@ -102,6 +114,11 @@ def _validate(model: type[_Model], data: Any) -> _Model:
         return model.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from exc
+
+
+def validate_form(model: type[_Model], fields: dict[str, str]) -> _Model:
+    """An HTML form's fields as ``model``; an empty optional field means "not given"."""
+    return _validate(model, {k: v for k, v in fields.items() if v != ""})
 
 
 def _kick(on_start: OnStart, campaign_id: int) -> bool:
@@ -122,8 +139,7 @@ async def create(request: Request, response: Response, runtime: RuntimeDep) -> d
     """Upload a recipient file (``file``) with the campaign's fields; a draft is stored."""
     upload = await receive_upload(request, max_file_bytes=runtime.settings.max_upload_bytes)
     try:
-        # An empty optional field of an HTML form means "not given".
-        form = _validate(CampaignForm, {k: v for k, v in upload.fields.items() if v != ""})
+        form = validate_form(CampaignForm, upload.fields)
         call = functools.partial(
             loader.create_campaign,
             runtime.engine,
@@ -158,17 +174,21 @@ async def create(request: Request, response: Response, runtime: RuntimeDep) -> d
 def list_campaigns(
     runtime: RuntimeDep,
     state: CampaignState | None = None,
+    provider: Literal["bytehand", "timetochat"] | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Newest first, with counts by message state and progress (share of final messages)."""
+    """Newest first, optionally of one state or provider, with counts by message state and
+    progress (share of final messages; ``handed_over`` and ``final`` as counts)."""
     with session_scope(runtime.sessions) as session:
-        items = campaign_page(session, state=state, limit=limit, offset=offset)
-    return {"items": items, "limit": limit, "offset": offset}
+        items, total = campaign_page(
+            session, state=state, provider=provider, limit=limit, offset=offset
+        )
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/{campaign_id}")
-def get_campaign(campaign_id: CampaignId, runtime: RuntimeDep) -> dict[str, Any]:
+def get_campaign(campaign_id: CampaignId, runtime: RuntimeDep, clock: ClockDep) -> dict[str, Any]:
     """One campaign: its settings, its estimate and its live report (counts, reasons, cost)."""
     with session_scope(runtime.sessions) as session:
         campaign = campaigns.get_campaign(session, campaign_id)
@@ -186,11 +206,41 @@ def get_campaign(campaign_id: CampaignId, runtime: RuntimeDep) -> dict[str, Any]
             "validity": campaign.validity,
             "started_at": campaign.started_at,
             "finished_at": campaign.finished_at,
+            "pause_reason": campaign.pause_reason,
+            "paused_at": campaign.paused_at,
             "counts": live["counts"],
             "progress": progress(live["counts"]),
+            "progress_detail": campaigns.progress(
+                session, campaign_id, clock(), deadline=runtime.settings.dispatch.poll_deadline
+            ).to_json(),
+            "failures": live["failures"],
             "estimate": campaign.estimate,
             "report": live,
         }
+
+
+@router.delete("/{campaign_id}")
+def delete_draft(campaign_id: CampaignId, runtime: RuntimeDep) -> dict[str, Any]:
+    """Delete a draft and its recipients (409 once it has been started: history stays)."""
+    with session_scope(runtime.sessions) as session:
+        source = campaigns.delete_draft(session, campaign_id)
+    forget_source(runtime.settings.state_dir, source)
+    return {"id": campaign_id, "deleted": True}
+
+
+@router.get(
+    "/{campaign_id}/export",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+async def export(
+    campaign_id: CampaignId,
+    runtime: RuntimeDep,
+    format: Literal["csv", "parquet"] = "csv",
+) -> FileResponse:
+    """Every recipient beside its file's original columns: state, reason, provider id, times,
+    reply (what ``dispatcher campaign export`` writes)."""
+    return await export_response(runtime, campaign_id, format)
 
 
 def _state_of(runtime: Runtime, campaign_id: int) -> str:
@@ -287,6 +337,34 @@ async def resolve_in_doubt(
         "state": state,
         "action": data.action,
         "moved": moved,
+        "kicked": kicked,
+    }
+
+
+@router.post("/{campaign_id}/test-send", status_code=201, openapi_extra=request_body(TestSend))
+async def send_a_test(
+    campaign_id: CampaignId,
+    request: Request,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    on_start: OnStartDep,
+) -> dict[str, Any]:
+    """Send the campaign's message to one number now, as a one-recipient campaign of its own
+    (body read after the token check, like resolve-in-doubt)."""
+    raw = await read_limited(request, 4096)
+    try:
+        decoded = json.loads(raw or b"{}")
+    except (ValueError, RecursionError) as exc:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "the body is not JSON", "type": "json_invalid"}]
+        ) from exc
+    data = _validate(TestSend, decoded)
+    summary = await run_in_threadpool(send_test, runtime, campaign_id, data.phone, clock())
+    kicked = _kick(on_start, summary.id)
+    return {
+        "id": summary.id,
+        "test_of": campaign_id,
+        "state": CampaignState.RUNNING,
         "kicked": kicked,
     }
 

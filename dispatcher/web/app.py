@@ -1,4 +1,4 @@
-"""The web app factory: provider webhooks, the JSON API, the dashboard and a health check.
+"""The web app factory: provider webhooks, the JSON API, the console and a health check.
 
 ``create_app(runtime)`` builds an app on an explicit :class:`~dispatcher.runtime.Runtime`, so
 tests run several apps on several databases; :mod:`dispatcher.web.asgi` builds the process's
@@ -9,7 +9,9 @@ app for uvicorn. Routes::
     GET  /webhooks/bytehand              ByteHand id + key (see dispatcher.web.webhooks)
     POST /webhooks/timetochat/{secret}   TimeToChat path secret + username
     *    /campaigns...                   bearer token (see dispatcher.web.api)
-    GET  /                               dashboard, token once then cookie
+    POST /estimates                      bearer token: a file's figures, nothing stored
+    GET  /console/...                     the marketing console (dispatcher.console): signed
+                                         session cookie after posting the token; / leads there
     GET  /openapi.json                   bearer token (see dispatcher.web.openapi)
     GET  /metrics                        bearer token unless DISPATCHER_METRICS_PUBLIC=true
 
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from dispatcher import console
 from dispatcher.runtime import Runtime
-from dispatcher.web import api, dashboard, metrics, webhooks
+from dispatcher.web import api, estimates, metrics, webhooks
 from dispatcher.web.errors import install_error_handlers
 from dispatcher.web.health import HealthCheck, healthz
 from dispatcher.web.openapi import serve_openapi
@@ -46,8 +49,9 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.include_router(webhooks.router)
     app.include_router(api.router)
-    app.include_router(dashboard.router)
+    app.include_router(estimates.router)
     app.include_router(metrics.router)
     app.add_middleware(metrics.CallbackCounter, runtime=runtime)
+    console.install(app)
     serve_openapi(app)
     return app

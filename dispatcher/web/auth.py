@@ -3,10 +3,9 @@
 * **JSON API**: ``Authorization: Bearer <DISPATCHER_API_TOKEN>``, compared in constant time.
   A missing or wrong token is 401. With no token configured the API answers 503
   ``api_disabled``: an unset secret must close the API, never open it.
-* **Dashboard**: the same token, given once as ``/?token=...``; it is then kept in an
-  ``HttpOnly``, ``SameSite=Strict`` cookie and the browser is redirected to the bare URL, so
-  the token does not linger in the address bar or history. The dashboard only reads, so a
-  cookie is safe there; the API never accepts the cookie (no cross-site POSTs with it).
+* **Console**: the same token, posted once in the sign-in form; the browser then holds a
+  signed session cookie that is not the token (:mod:`dispatcher.console.session`). The API
+  never accepts that cookie.
 * **Webhooks** prove themselves with the provider's credentials (see
   :mod:`dispatcher.web.webhooks`), never with the API token.
 """
@@ -23,9 +22,7 @@ from dispatcher.runtime import Runtime
 from dispatcher.web.errors import ApiError
 from dispatcher.web.state import get_runtime
 
-__all__ = ["COOKIE", "require_token", "token_matches"]
-
-COOKIE = "dispatcher_token"
+__all__ = ["require_token", "token_matches"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dispatcher"'}
 

@@ -1,4 +1,4 @@
-"""Read-side queries shared by the JSON API and the dashboard: plain JSON-ready dicts.
+"""Read-side queries shared by the JSON API, the CLI and the console: plain JSON-ready dicts.
 
 Counts for a page of campaigns come from one grouped query, not one per campaign, so the list
 stays cheap with many campaigns of a million recipients each.
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dispatcher.models import Campaign, Message
+from dispatcher.progress import NOT_HANDED_OVER
 from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState, MessageState
 
 __all__ = ["campaign_page", "message_json", "message_page", "progress"]
@@ -26,12 +27,24 @@ def progress(counts: dict[str, int]) -> float:
 
 
 def campaign_page(
-    session: Session, *, state: CampaignState | None, limit: int, offset: int
-) -> list[dict[str, Any]]:
-    """Newest campaigns first, each with its counts by message state and its progress."""
-    statement = select(Campaign).order_by(Campaign.id.desc()).limit(limit).offset(offset)
+    session: Session,
+    *,
+    state: CampaignState | None,
+    limit: int,
+    offset: int,
+    provider: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Newest campaigns first, each with its counts by message state and its progress; and
+    how many campaigns match in all."""
+    where = []
     if state is not None:
-        statement = statement.where(Campaign.state == state)
+        where.append(Campaign.state == state)
+    if provider is not None:
+        where.append(Campaign.provider == provider)
+    total = session.scalar(select(func.count()).select_from(Campaign).where(*where)) or 0
+    statement = (
+        select(Campaign).where(*where).order_by(Campaign.id.desc()).limit(limit).offset(offset)
+    )
     rows = list(session.scalars(statement))
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     if rows:
@@ -42,20 +55,26 @@ def campaign_page(
         )
         for campaign_id, message_state, count in grouped:
             counts[campaign_id][message_state] = int(count)
-    return [
-        {
-            "id": c.id,
-            "name": c.name,
-            "provider": c.provider,
-            "state": c.state,
-            "created_at": c.created_at,
-            "start_at": c.start_at,
-            "counts": counts[c.id],
-            "total": sum(counts[c.id].values()),
-            "progress": progress(counts[c.id]),
-        }
-        for c in rows
-    ]
+    items = []
+    for c in rows:
+        mine = counts[c.id]
+        items.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "provider": c.provider,
+                "state": c.state,
+                "created_at": c.created_at,
+                "start_at": c.start_at,
+                "started_at": c.started_at,
+                "counts": mine,
+                "total": sum(mine.values()),
+                "handed_over": sum(n for s, n in mine.items() if s not in NOT_HANDED_OVER),
+                "final": sum(n for s, n in mine.items() if s in FINAL_MESSAGE_STATES),
+                "progress": progress(mine),
+            }
+        )
+    return items, int(total)
 
 
 def message_json(message: Message) -> dict[str, Any]:

@@ -20,7 +20,7 @@ empty, binary, fake Parquet, no phone column       web/test_upload ::
 (API: 400, nothing stored)                         test_bad_file_is_400_and_stores_nothing
 over ``max_upload_bytes`` (API: 413, no row)       web/test_upload :: test_too_large_is_413
 naive schedule (API)                               web/test_upload :: test_bad_schedule_is_400
-names escaped in the dashboard                     web/test_dashboard :: test_names_are_escaped
+names escaped in the console                       web/test_console :: test_names_are_escaped
 =================================================  ==========================================
 
 New here: a real Parquet file cut in half, a 50 MB line without a newline (refused in well under

@@ -1,6 +1,6 @@
 """Marketer-supplied names and texts are shown literally by the CLI: rich markup is not run.
 
-(The dashboard's HTML escaping is tests/web/test_dashboard.py::test_names_are_escaped.)
+(The console's HTML escaping is tests/web/test_console.py::test_names_are_escaped.)
 """
 
 from __future__ import annotations

@@ -93,11 +93,12 @@ def test_a_debug_campaign_writes_no_secret(
                 sender=sender,
                 template="Bonjour {first_name} !",
             ).id
-        # The API and the dashboard see their token; a callback sees the webhook secret.
+        # The API and the console see their token; a callback sees the webhook secret.
         web = f"http://127.0.0.1:{stack.web_port}"
         bearer = {"Authorization": f"Bearer {stack.api_token}"}
         assert httpx.get(f"{web}/campaigns", headers=bearer).status_code == 200
-        assert httpx.get(f"{web}/", params={"token": stack.api_token}).status_code == 303
+        signed_in = httpx.post(f"{web}/console/sign-in", data={"token": stack.api_token})
+        assert signed_in.status_code == 303
         for campaign_id in ids.values():
             stack.start_campaign(campaign_id)
         _wait_reported(stack, list(ids.values()))
