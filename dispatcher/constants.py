@@ -16,6 +16,7 @@ __all__ = [
     "TICK_S",
     "TIMETOCHAT",
     "limiter_key",
+    "smpp_lease_key",
     "token_key",
     "token_lock_key",
 ]
@@ -52,3 +53,8 @@ def token_key(service_id: str) -> str:
 def token_lock_key(service_id: str) -> str:
     """The lock held by the one process refreshing a TimeToChat token."""
     return f"{REDIS_PREFIX}:timetochat:token-lock:{service_id}"
+
+
+def smpp_lease_key(account: str) -> str:
+    """The lease that keeps one SMPP gateway per TimeToChat account across the fleet."""
+    return f"{REDIS_PREFIX}:smpp:lease:{account}"

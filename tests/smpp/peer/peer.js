@@ -60,7 +60,7 @@ const ledger = {
   enquireLinksAnswered: 0,
   enquireLinksReceived: 0,
   linksClosedForSilence: 0,
-  deliverAcks: 0,
+  deliverAcks: 0, // receipts and MOs acknowledged by the ESME
 };
 let nextId = 1;
 let down = false;
@@ -107,14 +107,12 @@ function onSession(session) {
     awaitingEnquire = true;
     session.enquire_link({}, () => { awaitingEnquire = false; ledger.enquireLinksAnswered += 1; });
   }, options.enquireLinkMs);
-  session.on('close', () => { clearInterval(timer); bound.delete(session); });
-  session.on('error', () => { clearInterval(timer); bound.delete(session); });
+  const gone = () => { clearInterval(timer); bound.delete(session); forget(session); flush(); };
+  session.on('close', gone);
+  session.on('error', gone);
 
   session.on('pdu', (pdu) => {
-    if (pdu.isResponse()) {
-      if (pdu.command === 'deliver_sm_resp') ledger.deliverAcks += 1;
-      return;
-    }
+    if (pdu.isResponse()) return;
     const now = Date.now();
     ledger.requests.push(now);
     if (pdu.command in REFUSED) {
@@ -135,7 +133,7 @@ function onSession(session) {
           isBound = true;
           bound.add(session);
           ledger.binds += 1;
-          session.send(pdu.response({ system_id: 'TimeToChat' }));
+          session.send(pdu.response({ system_id: 'TimeToChat' }), () => flush());
         } else {
           ledger.bindFailures += 1;
           session.send(pdu.response({ command_status: E.ESME_RBINDFAIL }));
@@ -199,10 +197,42 @@ function anyBound() {
   return null;
 }
 
+// Receipts and MOs wait here until a bound session acknowledges them with deliver_sm_resp
+// status 0, as an SMSC keeps them for an ESME that is away: a dropped link loses none.
+const outbox = [];
+
+function flush() {
+  const session = anyBound();
+  if (!session) return;
+  for (const item of outbox) {
+    if (item.session) continue;
+    item.session = session;
+    item.attempts += 1;
+    session.deliver_sm(item.fields, (resp) => {
+      item.session = null;
+      if (resp.command_status === 0) {
+        outbox.splice(outbox.indexOf(item), 1);
+        ledger.deliverAcks += 1;
+      } else {
+        setTimeout(flush, 500);
+      }
+    });
+  }
+}
+
+function deliver(fields) {
+  outbox.push({ fields, session: null, attempts: 0 });
+  flush();
+  return true;
+}
+
+function forget(session) {
+  for (const item of outbox) if (item.session === session) item.session = null;
+}
+
 function receipt({ message_id, stat, err }) {
   const sent = ledger.submits.find((s) => s.message_id === message_id);
-  const session = anyBound();
-  if (!sent || !session) return false;
+  if (!sent) return false;
   const now = Date.now();
   const text = `id:${message_id} sub:001 dlvrd:${stat === 'DELIVRD' ? '001' : '000'} ` +
     `submit date:${smppDate(sent.at)} done date:${smppDate(now)} stat:${stat} err:${err || '000'} text:`;
@@ -216,13 +246,11 @@ function receipt({ message_id, stat, err }) {
     message_state: STATES[stat],
   };
   if (sent.reference) fields.external_reference = sent.reference;
-  return session.deliver_sm(fields);
+  return deliver(fields);
 }
 
 function mo({ from, to, text }) {
-  const session = anyBound();
-  if (!session) return false;
-  return session.deliver_sm({
+  return deliver({
     source_addr_ton: from.startsWith('+') ? 1 : 2,
     source_addr: from.replace(/^\+/, ''),
     destination_addr: to,
@@ -246,7 +274,7 @@ const tls = options.tlsKey && options.tlsCert
 const server = smpp.createServer(tls, onSession);
 
 const routes = {
-  'GET /ledger': () => ({ ...ledger, bound: bound.size }),
+  'GET /ledger': () => ({ ...ledger, bound: bound.size, outbox: outbox.length }),
   'POST /receipt': (body) => ({ sent: receipt(body) }),
   'POST /mo': (body) => ({ sent: mo(body) }),
   'POST /drop': (body) => ({ dropped: drop(body) }),
