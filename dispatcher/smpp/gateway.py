@@ -41,7 +41,7 @@ from dispatcher.errors import (
 from dispatcher.models import Campaign, Message
 from dispatcher.runtime import Runtime
 from dispatcher.smpp.lease import Lease
-from dispatcher.smpp.link import BindRefused, Link, LinkLost, open_socket
+from dispatcher.smpp.link import BindRefused, Link, LinkLost, NotSent, open_socket
 from dispatcher.smpp.messages import build_submit, read_submit_resp
 from dispatcher.smpp.pdu import Command, Pdu
 from dispatcher.smpp.work import Submit, apply_deliver, claim_next, record_answers
@@ -90,7 +90,9 @@ class Gateway:
             self.settings.lease_s,
         )
         self.bound = threading.Event()
-        self.counts = {"submitted": 0, "throttled": 0, "in_doubt": 0, "refused": 0, "binds": 0}
+        self.counts = dict.fromkeys(
+            ("submitted", "throttled", "in_doubt", "not_sent", "refused", "binds"), 0
+        )
 
     def run(self) -> None:
         """Hold the lease (or wait for it), bind, send; reconnect with backoff after a drop."""
@@ -138,6 +140,11 @@ class Gateway:
             log.info("smpp: bound to %s:%s", self.settings.host, self.settings.port)
             self._send_loop(link, inflight)
             self._drain(link, inflight)
+        except LinkLost:
+            # Answers may be in the socket still: the reader hands them over until it finds
+            # the link dead; only then are the unanswered submits in doubt.
+            link.closed.wait(self.settings.response_timeout_s)
+            raise
         finally:
             self.bound.clear()
             if inflight:
@@ -180,6 +187,9 @@ class Gateway:
             )
             try:
                 future = link.request(Command.SUBMIT_SM, params, tlvs, ticket=ticket)
+            except NotSent as exc:
+                self._record([(submit, exc)])  # never left: back to pending
+                raise
             except LinkLost as exc:
                 self._record([(submit, self._in_doubt(exc))])
                 raise
@@ -226,6 +236,8 @@ class Gateway:
                 log.warning("smpp: ESME_RTHROTTLED: pausing submits %.0f s", THROTTLE_PAUSE_S)
             elif isinstance(answer, SendInDoubt):
                 self.counts["in_doubt"] += 1
+            elif isinstance(answer, LinkLost):
+                self.counts["not_sent"] += 1
             else:
                 self.counts["refused"] += 1
         record_answers(self.runtime, answers)

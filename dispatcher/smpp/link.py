@@ -31,7 +31,7 @@ from dispatcher.errors import AccountBlocked, ProviderUnavailable
 from dispatcher.providers.base import CallKind
 from dispatcher.smpp.pdu import Command, Framer, Pdu, PduError, Status, decode, encode
 
-__all__ = ["BindRefused", "Budget", "Link", "LinkLost", "open_socket"]
+__all__ = ["BindRefused", "Budget", "Link", "LinkLost", "NotSent", "open_socket"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ class LinkLost(ProviderUnavailable):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, provider=TIMETOCHAT, code="link")
+
+
+class NotSent(LinkLost):
+    """The PDU was not written: one ``send`` of a PDU this small fails whole, so the server
+    never saw it and it may be sent again."""
 
 
 class BindRefused(AccountBlocked):
@@ -108,12 +113,13 @@ class Link:
         return self._sequence
 
     def _write(self, data: bytes) -> None:
+        """Write one PDU. A failed write raises :class:`NotSent` and leaves the link to the
+        reader, which reads the answers that did arrive before it finds the link dead."""
         try:
             with self._write_lock:
                 self._sock.sendall(data)
         except OSError as exc:
-            self._lose(f"write failed: {exc}")
-            raise LinkLost(self._reason) from exc
+            raise NotSent(f"write failed: {exc}") from exc
 
     def request(
         self,
@@ -135,7 +141,13 @@ class Link:
         sequence = self._next_sequence()
         with self._pending_lock:
             self._pending[sequence] = (future, ticket)
-        self._write(encode(Pdu(command, sequence, params=params or {}, tlvs=tlvs or {})))
+        try:
+            self._write(encode(Pdu(command, sequence, params=params or {}, tlvs=tlvs or {})))
+        except NotSent:
+            with self._pending_lock:
+                self._pending.pop(sequence, None)
+            self._budget.complete(ticket)
+            raise
         return future
 
     def call(self, command: Command, params: dict[str, int | str | bytes] | None = None) -> Pdu:
@@ -216,7 +228,7 @@ class Link:
         params: dict[str, int | str | bytes] = {"message_id": ""} if status == 0 else {}
         if command in (Command.ENQUIRE_LINK_RESP, Command.UNBIND_RESP, Command.GENERIC_NACK):
             params = {}
-        with contextlib.suppress(LinkLost):
+        with contextlib.suppress(NotSent):
             self._write(encode(Pdu(command, request.sequence, status, params)))
 
     def _handle(self, pdu: Pdu) -> None:
