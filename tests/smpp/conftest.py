@@ -11,6 +11,7 @@ import pytest
 import trustme
 
 from tests.conftest import missing_service
+from tests.e2e.conftest import stack_factory  # noqa: F401  (the end-to-end test's stacks)
 from tests.smpp.peer_process import Peer, install_peer, node_available, running_peer
 
 SYSTEM_ID = "svc-smpp"
