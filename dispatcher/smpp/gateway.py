@@ -4,8 +4,9 @@ A process, not a Celery task: a bind lives for hours and receipts arrive on it. 
 (``dispatcher smpp-gateway``); a Redis lease (:mod:`dispatcher.smpp.lease`) lets one of them
 bind, the others wait as standbys and take over when its lease lapses.
 
-The bound gateway loops: take a slot of the account's fleet-wide budget, *then* claim one queued
-message (so a gateway killed while waiting leaves nothing claimed), send its ``submit_sm``, and
+The bound gateway loops: look at the next queued messages, take a slot of the account's
+fleet-wide budget, *then* claim one of them (so a gateway killed while waiting for its turn
+leaves nothing claimed), send its ``submit_sm``, and
 record the answers as they come back, with at most ``smpp_window`` unanswered. A dropped link,
 or one whose answer is overdue, makes the unanswered submits ``in_doubt`` (they may have
 arrived: their receipts, which carry our ``external_reference``, settle them) and the gateway
@@ -20,17 +21,16 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
 import redis
-from sqlalchemy import exists, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.backoff import retry_delay
 from dispatcher.config import SmppSettings
 from dispatcher.constants import TIMETOCHAT, smpp_lease_key
-from dispatcher.db import session_scope
 from dispatcher.errors import (
     ConfigError,
     DispatcherError,
@@ -38,14 +38,12 @@ from dispatcher.errors import (
     RateLimiterUnavailable,
     SendInDoubt,
 )
-from dispatcher.models import Campaign, Message
 from dispatcher.runtime import Runtime
 from dispatcher.smpp.lease import Lease
 from dispatcher.smpp.link import BindRefused, Link, LinkLost, NotSent, open_socket
 from dispatcher.smpp.messages import build_submit, read_submit_resp
 from dispatcher.smpp.pdu import Command, Pdu
-from dispatcher.smpp.work import Submit, apply_deliver, claim_next, record_answers
-from dispatcher.states import CampaignState, MessageState
+from dispatcher.smpp.work import Queued, Submit, apply_deliver, claim, next_queued, record_answers
 
 __all__ = ["Gateway"]
 
@@ -53,22 +51,10 @@ log = logging.getLogger(__name__)
 
 Connect = Callable[[SmppSettings, float], socket.socket]
 IDLE_WAIT_S = 0.05
+LOOK_AHEAD = 20
+"""Queued messages read at once (a second of budget); each is claimed only at its turn."""
 THROTTLE_PAUSE_S = 1.0
 BIND_REFUSED_WAIT_S = 60.0
-
-
-def _has_work(runtime: Runtime) -> bool:
-    with session_scope(runtime.sessions) as session:
-        queued = (
-            select(Message.id)
-            .join(Campaign)
-            .where(
-                Campaign.provider == TIMETOCHAT,
-                Campaign.state == CampaignState.RUNNING,
-                Message.state == MessageState.QUEUED,
-            )
-        )
-        return bool(session.scalar(select(exists(queued))))
 
 
 class Gateway:
@@ -155,6 +141,7 @@ class Gateway:
     def _send_loop(self, link: Link, inflight: dict[Future[Pdu], tuple[Submit, float]]) -> None:
         last_request = last_lease = time.monotonic()
         throttled_until = 0.0
+        ahead: deque[Queued] = deque()
         while not self.stop.is_set():
             now = time.monotonic()
             if now - last_lease > self.settings.lease_s / 4:
@@ -169,32 +156,43 @@ class Gateway:
                 raise LinkLost("the link dropped")
             if now < throttled_until or len(inflight) >= self.settings.window:
                 self.stop.wait(0.005)
-                continue
-            if not _has_work(self.runtime):
-                if not inflight and now - last_request > self.settings.enquire_link_s:
-                    link.call(Command.ENQUIRE_LINK)
-                    last_request = time.monotonic()
-                else:
-                    self.stop.wait(IDLE_WAIT_S)
-                continue
-            ticket = self.limiter.wait_turn("send")
-            submit = claim_next(self.runtime)
-            if submit is None:
-                self.limiter.complete(ticket)
-                continue
-            params, tlvs = build_submit(
-                submit.outgoing, reference_tag=self.settings.external_reference_tag
-            )
-            try:
-                future = link.request(Command.SUBMIT_SM, params, tlvs, ticket=ticket)
-            except NotSent as exc:
-                self._record([(submit, exc)])  # never left: back to pending
-                raise
-            except LinkLost as exc:
-                self._record([(submit, self._in_doubt(exc))])
-                raise
-            inflight[future] = (submit, time.monotonic())
-            last_request = time.monotonic()
+            elif self._submit_next(link, ahead, inflight):
+                last_request = time.monotonic()
+            elif not inflight and now - last_request > self.settings.enquire_link_s:
+                link.call(Command.ENQUIRE_LINK)
+                last_request = time.monotonic()
+            else:
+                self.stop.wait(IDLE_WAIT_S)
+
+    def _submit_next(
+        self,
+        link: Link,
+        ahead: deque[Queued],
+        inflight: dict[Future[Pdu], tuple[Submit, float]],
+    ) -> bool:
+        """Send the next queued message, if any (False: nothing to send)."""
+        if not ahead:
+            ahead.extend(next_queued(self.runtime, LOOK_AHEAD))
+            if not ahead:
+                return False
+        ticket = self.limiter.wait_turn("send")
+        submit = claim(self.runtime, ahead.popleft())
+        if submit is None:
+            self.limiter.complete(ticket)
+            return True
+        params, tlvs = build_submit(
+            submit.outgoing, reference_tag=self.settings.external_reference_tag
+        )
+        try:
+            future = link.request(Command.SUBMIT_SM, params, tlvs, ticket=ticket)
+        except NotSent as exc:
+            self._record([(submit, exc)])  # never left: back to pending
+            raise
+        except LinkLost as exc:
+            self._record([(submit, self._in_doubt(exc))])
+            raise
+        inflight[future] = (submit, time.monotonic())
+        return True
 
     def _drain(self, link: Link, inflight: dict[Future[Pdu], tuple[Submit, float]]) -> None:
         """Stopping: wait for the answers still due (they may be message ids)."""

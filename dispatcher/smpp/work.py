@@ -1,8 +1,9 @@
 """The gateway's side of the database: the same claims, outcomes and tracking as the REST path.
 
-* :func:`claim_next` takes one ``queued`` TimeToChat message of a running campaign
-  (``queued`` → ``sending``, the conditional UPDATE of :mod:`dispatcher.claims`): the feeder
-  queues them as for REST, and under the SMPP transport nothing else consumes them.
+* :func:`next_queued` looks at the queued TimeToChat messages of running campaigns (the
+  feeder queues them as for REST; under the SMPP transport nothing else consumes them) and
+  :func:`claim` takes one (``queued`` → ``sending``, the conditional UPDATE of
+  :mod:`dispatcher.claims`) once its slot in the budget is granted.
 * :func:`record_answers` turns submit_sm answers into outcomes
   (:func:`dispatcher.outcomes.plan_outcomes`): a message id is ``submitted``; no answer because
   the link dropped is ``in_doubt`` (the submit_sm may have arrived), never resent blindly.
@@ -18,6 +19,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,7 +37,7 @@ from dispatcher.smpp.messages import IncomingSms, parse_deliver
 from dispatcher.smpp.pdu import Pdu, PduError, Status
 from dispatcher.states import CampaignState, MessageState
 
-__all__ = ["Submit", "apply_deliver", "claim_next", "record_answers"]
+__all__ = ["Queued", "Submit", "apply_deliver", "claim", "next_queued", "record_answers"]
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,22 @@ class Submit:
     outgoing: TtcOutgoing
 
 
-def claim_next(runtime: Runtime) -> Submit | None:
-    """The oldest queued TimeToChat message of a running, still valid campaign, now ours."""
+@dataclasses.dataclass(frozen=True)
+class Queued:
+    """A queued message seen by the gateway, not yet claimed."""
+
+    message_id: int
+    campaign_id: int
+    sender: str
+    validity: datetime | None
+
+
+def next_queued(runtime: Runtime, limit: int) -> list[Queued]:
+    """The oldest queued TimeToChat messages of running, still valid campaigns (a look, not a
+    claim: :func:`claim` takes each one when its turn in the budget has come)."""
     now = utcnow()
     with session_scope(runtime.sessions) as session:
-        row = session.execute(
+        rows = session.execute(
             select(Message.id, Campaign.id, Campaign.sender, Campaign.validity)
             .join(Campaign)
             .where(
@@ -63,24 +76,32 @@ def claim_next(runtime: Runtime) -> Submit | None:
                 Message.state == MessageState.QUEUED,
             )
             .order_by(Message.id)
-            .limit(1)
-        ).first()
-        if row is None:
+            .limit(limit)
+        ).all()
+    return [Queued(*row) for row in rows]
+
+
+def claim(runtime: Runtime, queued: Queued) -> Submit | None:
+    """``queued`` → ``sending`` for this message; None if it is no longer queued or its
+    campaign stopped running since it was looked at (paused work stays queued for the feeder
+    to release)."""
+    with session_scope(runtime.sessions) as session:
+        state = session.scalar(select(Campaign.state).where(Campaign.id == queued.campaign_id))
+        if state != CampaignState.RUNNING:
             return None
-        message_id, campaign_id, sender, validity = row
-        claimed = claims.claim_for_send(session, [message_id], now)
+        claimed = claims.claim_for_send(session, [queued.message_id], utcnow())
     if not claimed:
         return None
     message = claimed[0]
     outgoing = TtcOutgoing(
         to=message.phone,
-        sender=sender,
+        sender=queued.sender,
         text=message.text,
         ext_ref=message.ext_ref,
-        validity=validity,
+        validity=queued.validity,
         unicode=message.encoding == "UCS-2",
     )
-    return Submit(campaign_id, message, outgoing)
+    return Submit(queued.campaign_id, message, outgoing)
 
 
 def record_answers(
