@@ -1,11 +1,12 @@
 """One bound SMPP session with the TimeToChat connector: a socket, a reader thread, a window.
 
 The link is blocking and small on purpose. One thread (the gateway's) sends requests; the
-reader thread answers what the server asks (``enquire_link``, ``deliver_sm``, ``unbind``) and
-hands each response to the request that waits for it. Every request we send (bind,
-``submit_sm``, ``enquire_link``, ``unbind``) first takes a slot of the fleet-wide budget, and
-its slot is stamped when its response arrives, after the server has counted it (see
-:mod:`dispatcher.ratelimit`). Requests the connector does not support cannot be built at all.
+reader thread answers what the server asks (``enquire_link``, ``unbind``; ``deliver_sm`` once
+a third thread has applied it) and hands each response to the request that waits for it.
+Every request we send (bind, ``submit_sm``, ``enquire_link``, ``unbind``) first takes a slot
+of the fleet-wide budget, and its slot is stamped when its response arrives, after the server
+has counted it (see :mod:`dispatcher.ratelimit`). Requests the connector does not support
+cannot be built at all.
 
 TLS checks the certificate *and* the host name (``server_hostname`` goes in the handshake),
 against the system's CAs or ``ca_file``.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import socket
 import ssl
 import threading
@@ -103,6 +105,13 @@ class Link:
         self.closed = threading.Event()
         self._reason = "link closed"
         sock.settimeout(None)
+        # deliver_sm are applied (database writes) on their own thread, in order, so that
+        # reading submit_sm_resp — and so freeing budget slots — never waits for the database.
+        self._deliveries: queue.Queue[Pdu | None] = queue.Queue()
+        self._deliverer = threading.Thread(
+            target=self._deliver_loop, name="smpp-deliver", daemon=True
+        )
+        self._deliverer.start()
         self._reader = threading.Thread(target=self._read_loop, name="smpp-reader", daemon=True)
         self._reader.start()
 
@@ -210,6 +219,12 @@ class Link:
         for future, ticket in waiting:
             self._budget.complete(ticket)  # it may have arrived: it counts
             future.set_exception(LinkLost(reason))
+        self._deliveries.put(None)
+
+    def _deliver_loop(self) -> None:
+        while (pdu := self._deliveries.get()) is not None:
+            if not self.closed.is_set():  # unanswered, the server delivers it again later
+                self._answer(Command.DELIVER_SM_RESP, pdu, self._on_deliver(pdu))
 
     def _read_loop(self) -> None:
         framer = Framer()
@@ -246,7 +261,7 @@ class Link:
         elif pdu.command == Command.ENQUIRE_LINK:
             self._answer(Command.ENQUIRE_LINK_RESP, pdu)
         elif pdu.command == Command.DELIVER_SM:
-            self._answer(Command.DELIVER_SM_RESP, pdu, self._on_deliver(pdu))
+            self._deliveries.put(pdu)
         elif pdu.command == Command.UNBIND:
             self._answer(Command.UNBIND_RESP, pdu)
             self._lose("the server unbound")
