@@ -29,7 +29,7 @@ from typing import Protocol
 
 from dispatcher.config import SmppSettings
 from dispatcher.constants import TIMETOCHAT
-from dispatcher.errors import AccountBlocked, ProviderUnavailable
+from dispatcher.errors import AccountBlocked, ProviderUnavailable, RateLimiterUnavailable
 from dispatcher.providers.base import CallKind
 from dispatcher.smpp.pdu import Command, Framer, Pdu, PduError, Status, decode, encode
 
@@ -184,8 +184,8 @@ class Link:
         try:
             if not self.closed.is_set():
                 self.call(Command.UNBIND)
-        except LinkLost:
-            pass
+        except (LinkLost, RateLimiterUnavailable) as exc:
+            log.info("smpp: closing without unbind_resp: %s", exc)
         finally:
             self.close()
 
