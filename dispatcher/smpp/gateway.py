@@ -34,6 +34,7 @@ from dispatcher.constants import TIMETOCHAT, smpp_lease_key
 from dispatcher.errors import (
     ConfigError,
     DispatcherError,
+    ProviderRejected,
     ProviderThrottled,
     RateLimiterUnavailable,
     SendInDoubt,
@@ -85,10 +86,10 @@ class Gateway:
         failures = 0
         try:
             while not self.stop.is_set():
-                if not self.lease.hold():
-                    self.stop.wait(self.settings.lease_s / 4)
-                    continue
                 try:
+                    if not self.lease.hold():
+                        self.stop.wait(self.settings.lease_s / 4)
+                        continue
                     self._session()
                     failures = 0
                 except BindRefused as exc:
@@ -180,9 +181,15 @@ class Gateway:
         if submit is None:
             self.limiter.complete(ticket)
             return True
-        params, tlvs = build_submit(
-            submit.outgoing, reference_tag=self.settings.external_reference_tag
-        )
+        try:
+            params, tlvs = build_submit(
+                submit.outgoing, reference_tag=self.settings.external_reference_tag
+            )
+        except (ValueError, KeyError) as exc:  # a text or reference SMPP cannot carry
+            self.limiter.complete(ticket)
+            rejected = ProviderRejected(f"not sendable over SMPP: {exc}", provider=TIMETOCHAT)
+            self._record([(submit, rejected)])
+            return True
         try:
             future = link.request(Command.SUBMIT_SM, params, tlvs, ticket=ticket)
         except NotSent as exc:

@@ -223,8 +223,14 @@ class Link:
 
     def _deliver_loop(self) -> None:
         while (pdu := self._deliveries.get()) is not None:
-            if not self.closed.is_set():  # unanswered, the server delivers it again later
-                self._answer(Command.DELIVER_SM_RESP, pdu, self._on_deliver(pdu))
+            if self.closed.is_set():
+                continue  # unanswered, the server delivers it again after the next bind
+            try:
+                status = self._on_deliver(pdu)
+            except Exception:  # a thread boundary: answer "try later" rather than die silently
+                log.exception("smpp: deliver_sm %s not handled", pdu.sequence)
+                status = Status.ESME_RX_T_APPN
+            self._answer(Command.DELIVER_SM_RESP, pdu, status)
 
     def _read_loop(self) -> None:
         framer = Framer()
