@@ -13,6 +13,8 @@ Environment variables (the names operators rely on):
 ``REDIS_URL``                         default: none, meaning the embedded Redis
 ``DISPATCHER_BYTEHAND_URL`` ``_ID`` ``_KEY``
 ``DISPATCHER_TIMETOCHAT_URL`` ``_SERVICE_ID`` ``_PASSWORD`` ``_WEBHOOK_SECRET``
+``DISPATCHER_TIMETOCHAT_TRANSPORT``   ``http`` (REST, the default) or ``smpp`` (the gateway)
+``DISPATCHER_TIMETOCHAT_SMPP_URL`` ``_SMPP_SYSTEM_ID`` ``_SMPP_PASSWORD`` ``_SMPP_CA_FILE``
 ``DISPATCHER_DEFAULT_REGION``         default ``FR``
 ``DISPATCHER_API_TOKEN``              bearer token of the JSON API
 ``DISPATCHER_LOG_LEVEL``              DEBUG, INFO...; default: each process's own level
@@ -46,6 +48,7 @@ __all__ = [
     "PartSizes",
     "Secret",
     "Settings",
+    "SmppSettings",
     "TimeToChatSettings",
     "load_settings",
 ]
@@ -105,6 +108,25 @@ class ByteHandSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class SmppSettings:
+    """TimeToChat's SMPP connector, used when ``[timetochat] transport = "smpp"``."""
+
+    host: str = ""
+    port: int = 5772
+    tls: bool = True
+    system_id: str = ""
+    password: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    ca_file: Path | None = None
+    window: int = 10
+    """submit_sm sent and not yet answered, at most."""
+    enquire_link_s: float = 30.0
+    response_timeout_s: float = 10.0
+    lease_s: float = 10.0
+    """The gateway's Redis lease: a standby takes over this long after the active one died."""
+    external_reference_tag: int = 0x1400
+
+
+@dataclasses.dataclass(frozen=True)
 class TimeToChatSettings:
     url: str
     service_id: str
@@ -114,6 +136,8 @@ class TimeToChatSettings:
     token_lifetime: timedelta
     token_margin: timedelta
     parts: PartSizes
+    transport: str = "http"
+    smpp: SmppSettings = SmppSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +192,10 @@ _ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "DISPATCHER_TIMETOCHAT_SERVICE_ID": ("timetochat", "service_id"),
     "DISPATCHER_CALLS_PER_SECOND": ("dispatch", "calls_per_second"),
     "DISPATCHER_TIMETOCHAT_TOKEN_LIFETIME_S": ("timetochat", "token_lifetime_s"),
+    "DISPATCHER_TIMETOCHAT_TRANSPORT": ("timetochat", "transport"),
+    "DISPATCHER_TIMETOCHAT_SMPP_URL": ("timetochat", "smpp_url"),
+    "DISPATCHER_TIMETOCHAT_SMPP_SYSTEM_ID": ("timetochat", "smpp_system_id"),
+    "DISPATCHER_TIMETOCHAT_SMPP_CA_FILE": ("timetochat", "smpp_ca_file"),
     "DISPATCHER_LOG_LEVEL": ("log", "level"),
     "DISPATCHER_METRICS_PUBLIC": ("web", "metrics_public"),
 }
@@ -177,7 +205,10 @@ _SECRET_NAMES = (
     "DISPATCHER_TIMETOCHAT_PASSWORD",
     "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET",
     "DISPATCHER_API_TOKEN",
+    "DISPATCHER_TIMETOCHAT_SMPP_PASSWORD",
 )
+_SMPP_SECRETS = frozenset({"DISPATCHER_TIMETOCHAT_SMPP_PASSWORD"})
+"""Required by ``require_secrets`` only when the SMPP transport is chosen."""
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,6 +318,37 @@ def _secrets(env: Mapping[str, str]) -> dict[str, Secret]:
     return {name: Secret(found.get(name, "")) for name in _SECRET_NAMES}
 
 
+def _smpp(read: _Reader, password: Secret) -> SmppSettings:
+    url = read.string("timetochat", "smpp_url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("smpp", "smpps") or not parts.hostname:
+        raise ConfigError(
+            f"DISPATCHER_TIMETOCHAT_SMPP_URL: expected smpps://host:port or smpp://, got {url!r}"
+        )
+    try:
+        port = parts.port or 5772
+    except ValueError as exc:
+        raise ConfigError(f"DISPATCHER_TIMETOCHAT_SMPP_URL: bad port in {url!r}") from exc
+    ca_file = read.string("timetochat", "smpp_ca_file")
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"DISPATCHER_TIMETOCHAT_SMPP_CA_FILE: no such file {ca_file}")
+    return SmppSettings(
+        host=parts.hostname,
+        port=port,
+        tls=parts.scheme == "smpps",
+        system_id=read.string("timetochat", "smpp_system_id"),
+        password=password,
+        ca_file=Path(ca_file) if ca_file else None,
+        window=read.integer("timetochat", "smpp_window", minimum=1),
+        enquire_link_s=read.number("timetochat", "smpp_enquire_link_s", minimum=1),
+        response_timeout_s=read.number("timetochat", "smpp_response_timeout_s", minimum=0.1),
+        lease_s=read.number("timetochat", "smpp_lease_s", minimum=1),
+        external_reference_tag=read.integer(
+            "timetochat", "smpp_external_reference_tag", minimum=0x1400
+        ),
+    )
+
+
 def _log_level(read: _Reader) -> str | None:
     level = read.string("log", "level").strip().upper()
     if level and not isinstance(logging.getLevelName(level), int):
@@ -336,8 +398,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             tree = _merge(tree, {section: {key: env[name]}})
     read = _Reader(tree)
     secrets = _secrets(env)
+    transport = read.string("timetochat", "transport")
+    if transport not in ("http", "smpp"):
+        raise ConfigError(
+            f"DISPATCHER_TIMETOCHAT_TRANSPORT: expected http or smpp, got {transport!r}"
+        )
     if read.boolean("web", "require_secrets"):
-        missing = [name for name in _SECRET_NAMES if not secrets[name]]
+        needed = [n for n in _SECRET_NAMES if transport == "smpp" or n not in _SMPP_SECRETS]
+        missing = [name for name in needed if not secrets[name]]
         if missing:
             raise ConfigError(
                 f"web.require_secrets: missing {', '.join(missing)} "
@@ -388,6 +456,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_lifetime=read.seconds("timetochat", "token_lifetime_s"),
         token_margin=read.seconds("timetochat", "token_margin_s"),
         parts=read.parts("timetochat"),
+        transport=transport,
+        smpp=_smpp(read, secrets["DISPATCHER_TIMETOCHAT_SMPP_PASSWORD"]),
     )
     if timetochat.token_margin >= timetochat.token_lifetime:
         raise ConfigError("timetochat.token_margin_s: must be shorter than token_lifetime_s")

@@ -18,6 +18,7 @@ __all__ = [
     "TIMETOCHAT",
     "limiter_key",
     "metrics_key",
+    "smpp_lease_key",
     "token_key",
     "token_lock_key",
 ]
@@ -61,3 +62,8 @@ def token_lock_key(service_id: str) -> str:
 def metrics_key(family: str) -> str:
     """The Redis hash holding one metric family's fleet-wide counts (see dispatcher.meter)."""
     return f"{REDIS_PREFIX}:metrics:{family}"
+
+
+def smpp_lease_key(account: str) -> str:
+    """The lease that keeps one SMPP gateway per TimeToChat account across the fleet."""
+    return f"{REDIS_PREFIX}:smpp:lease:{account}"

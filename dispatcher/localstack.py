@@ -47,6 +47,10 @@ class StackOptions:
     lifecycle: Lifecycle = Lifecycle(sent_after_s=0.3, final_after_s=0.7)
     faults: Faults = Faults()
     token_lifetime_s: float = 1800.0
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Extra environment for every process (e.g. the SMPP transport's settings)."""
+    timetochat: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Extra ``[timetochat]`` settings."""
     dispatch: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: {
             "poll_after_s": 20,
@@ -144,7 +148,10 @@ class LocalStack:
         self.fleet = Fleet(self.directory / "logs", {})
         bytehand_url, timetochat_url = self._start_simulators()
         config = self.directory / "dispatcher.toml"
-        config.write_text(_toml({"dispatch": self.options.dispatch}))
+        tables: dict[str, Mapping[str, Any]] = {"dispatch": self.options.dispatch}
+        if self.options.timetochat:
+            tables["timetochat"] = self.options.timetochat
+        config.write_text(_toml(tables))
         self.env = {
             "DISPATCHER_CONFIG": str(config),
             "DISPATCHER_STATE_DIR": str(self.directory),
@@ -159,6 +166,7 @@ class LocalStack:
             "DISPATCHER_TIMETOCHAT_PASSWORD": TIMETOCHAT_ACCOUNT.password,
             "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET": self.webhook_secret,
             "DISPATCHER_API_TOKEN": self.api_token,
+            **self.options.env,
         }
         self.settings: Settings = load_settings(self.env)
         self.runtime = Runtime(self.settings)

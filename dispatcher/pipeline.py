@@ -35,6 +35,7 @@ __all__ = [
     "feed",
     "operate",
     "poll",
+    "record_outcomes",
     "send_bytehand_batch",
     "send_timetochat",
     "sweep",
@@ -119,7 +120,8 @@ def _claim(
         return campaign, claims.claim_for_send(session, message_ids, now)
 
 
-def _record(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+def record_outcomes(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+    """Record what each recipient's answer means (also the SMPP gateway's way to record)."""
     now = utcnow()
     poll_at = now + runtime.settings.dispatch.poll_after
     with session_scope(runtime.sessions) as session:
@@ -162,7 +164,7 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
 
         answer = _call(runtime, call)
     outcomes = plan_outcomes(claimed, answer, now, runtime.settings.dispatch)
-    _record(runtime, campaign_id, outcomes)
+    record_outcomes(runtime, campaign_id, outcomes)
     return len(outcomes.submitted)
 
 
@@ -187,7 +189,7 @@ def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
 
         answer = _call(runtime, call)
     outcomes = plan_outcomes(claimed, answer, utcnow(), runtime.settings.dispatch)
-    _record(runtime, campaign_id, outcomes)
+    record_outcomes(runtime, campaign_id, outcomes)
     return len(outcomes.submitted)
 
 

@@ -121,9 +121,26 @@ def apply_report(session: Session, report: Report, now: datetime) -> Applied:
         return Applied.DUPLICATE
     if message is None:
         return Applied.UNKNOWN_MESSAGE
+    # Twice at most: the state read may have changed before our UPDATE (the sender recording
+    # its answer as the receipt arrives); re-read once, or the receipt would be lost as stale.
+    for _ in range(2):
+        if _move_forward(session, message, report, now):
+            session.execute(
+                update(StatusEvent)
+                .where(StatusEvent.dedup_key == event["dedup_key"])
+                .values(applied=True)
+            )
+            return Applied.APPLIED
+        session.refresh(message)
+    return Applied.STALE
+
+
+def _move_forward(session: Session, message: Message, report: Report, now: datetime) -> bool:
+    """Move ``message`` to the report's state if that is news; False if not (or if its state
+    changed since it was read)."""
     current = MessageState(message.state)
     if report.state is None or not report_applies(current, report.state):
-        return Applied.STALE
+        return False
     values: dict[str, Any] = {
         "state": report.state,
         "provider_state": report.provider_state,
@@ -145,12 +162,7 @@ def apply_report(session: Session, report: Report, now: datetime) -> Applied:
         .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
-    if not moved:
-        return Applied.STALE
-    session.execute(
-        update(StatusEvent).where(StatusEvent.dedup_key == event["dedup_key"]).values(applied=True)
-    )
-    return Applied.APPLIED
+    return bool(moved)
 
 
 def store_inbound(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from dispatcher import pipeline, runtime
-from dispatcher.constants import BYTEHAND, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT
+from dispatcher.constants import BYTEHAND, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, TIMETOCHAT
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
 
 
@@ -22,7 +22,13 @@ def send_timetochat(campaign_id: int, message_id: int) -> int:
 
 
 def enqueue(provider: str, campaign_id: int, batches: list[list[int]]) -> None:
-    """Hand claimed work to the broker: one task per batch (ByteHand) or recipient."""
+    """Hand claimed work to the broker: one task per batch (ByteHand) or recipient.
+
+    Under the SMPP transport TimeToChat's queued rows are the SMPP gateway's work: it reads them
+    from the database, so nothing goes on the broker.
+    """
+    if provider == TIMETOCHAT and runtime.current().settings.timetochat.transport == "smpp":
+        return
     for batch in batches:
         if provider == BYTEHAND:
             send_bytehand_batch.apply_async((campaign_id, batch), queue=QUEUE_SEND_BYTEHAND)

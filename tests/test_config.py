@@ -72,3 +72,55 @@ def test_secrets_file(tmp_path: Path) -> None:
     bad.write_text('PASSWORD = "pw"\n')
     with pytest.raises(ConfigError, match="DISPATCHER_SECRETS_FILE"):
         load_settings({"DISPATCHER_SECRETS_FILE": str(bad)})
+
+
+def test_smpp_transport_settings_from_the_environment(tmp_path: Path) -> None:
+    """The SMPP variables: transport, URL (TLS for smpps, port), system id, CA file."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = load_settings(
+        {
+            "DISPATCHER_TIMETOCHAT_TRANSPORT": "smpp",
+            "DISPATCHER_TIMETOCHAT_SMPP_URL": "smpps://smsc.example:5773",
+            "DISPATCHER_TIMETOCHAT_SMPP_SYSTEM_ID": "svc",
+            "DISPATCHER_TIMETOCHAT_SMPP_PASSWORD": "pw",
+            "DISPATCHER_TIMETOCHAT_SMPP_CA_FILE": str(ca),
+        }
+    )
+    smpp = settings.timetochat.smpp
+    assert settings.timetochat.transport == "smpp"
+    assert (smpp.host, smpp.port, smpp.tls, smpp.system_id) == ("smsc.example", 5773, True, "svc")
+    assert smpp.ca_file == ca
+    assert smpp.password.reveal() == "pw"
+    assert "pw" not in repr(settings)
+    plain = load_settings({"DISPATCHER_TIMETOCHAT_SMPP_URL": "smpp://127.0.0.1:2775"})
+    assert (plain.timetochat.transport, plain.timetochat.smpp.tls) == ("http", False)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DISPATCHER_TIMETOCHAT_TRANSPORT": "carrier-pigeon"}, "DISPATCHER_TIMETOCHAT_TRANSPORT"),
+        ({"DISPATCHER_TIMETOCHAT_SMPP_URL": "https://h:5772"}, "DISPATCHER_TIMETOCHAT_SMPP_URL"),
+        ({"DISPATCHER_TIMETOCHAT_SMPP_URL": "smpps://h:port"}, "DISPATCHER_TIMETOCHAT_SMPP_URL"),
+        ({"DISPATCHER_TIMETOCHAT_SMPP_CA_FILE": "/nonexistent"}, "SMPP_CA_FILE"),
+    ],
+)
+def test_bad_smpp_setting_is_named(env: dict[str, str], named: str) -> None:
+    """A bad SMPP setting stops start-up with the variable's name."""
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env)
+
+
+def test_production_requires_the_smpp_password_only_with_the_smpp_transport() -> None:
+    """require_secrets asks for DISPATCHER_TIMETOCHAT_SMPP_PASSWORD only when transport=smpp."""
+    production = {
+        "DISPATCHER_CONFIG": str(Path(__file__).parent.parent / "configs/production.example.toml"),
+        "DISPATCHER_API_TOKEN": "t",
+        "DISPATCHER_BYTEHAND_KEY": "k",
+        "DISPATCHER_TIMETOCHAT_PASSWORD": "p",
+        "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET": "w",
+    }
+    assert load_settings(production).timetochat.transport == "http"
+    with pytest.raises(ConfigError, match="DISPATCHER_TIMETOCHAT_SMPP_PASSWORD"):
+        load_settings({**production, "DISPATCHER_TIMETOCHAT_TRANSPORT": "smpp"})

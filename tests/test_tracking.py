@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.models import InboundMessage, Message, StatusEvent, utcnow
@@ -132,6 +133,34 @@ def test_ext_ref_settles_an_in_doubt_message(db_engine: Engine, seed: Seed) -> N
     message = fetch(db_engine, mid)
     assert (message.state, message.provider_message_id) == (M.DELIVERED, "t9")
     assert message.submitted_at == NOW
+
+
+def test_report_applies_when_the_state_moved_after_it_was_read(
+    db_engine: Engine, seed: Seed
+) -> None:
+    """A receipt that read its message as sending, whose sender commits "submitted" just
+    before the receipt's UPDATE, still applies (it was once lost as stale)."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite lets one writer at a time: this interleaving needs PostgreSQL")
+    _, (mid,) = seed(M.SENDING)
+    fired: list[bool] = []
+
+    def sender_commits_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE messages") and not fired:
+            fired.append(True)
+            with db_engine.begin() as sender:
+                sender.execute(update(Message).where(Message.id == mid).values(state=M.SUBMITTED))
+
+    event.listen(db_engine, "before_cursor_execute", sender_commits_first)
+    try:
+        with Session(db_engine) as receiver:
+            outcome = apply_report(receiver, report(M.DELIVERED, ext_ref="ref-0"), NOW)
+            receiver.commit()
+    finally:
+        event.remove(db_engine, "before_cursor_execute", sender_commits_first)
+    assert fired
+    assert outcome == Applied.APPLIED
+    assert fetch(db_engine, mid).state == M.DELIVERED
 
 
 def test_report_keeps_the_provider_id_we_already_have(db_engine: Engine, seed: Seed) -> None:

@@ -92,3 +92,7 @@ main.add_command(estimate)
 from dispatcher.cli.web import web  # noqa: E402
 
 main.add_command(web)
+
+from dispatcher.cli.smpp import smpp_gateway  # noqa: E402
+
+main.add_command(smpp_gateway)
