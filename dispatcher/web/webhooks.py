@@ -9,6 +9,8 @@ is the thin edge between them, and decides what the provider is told:
   With no TimeToChat webhook secret configured every Push_CRA is refused: an unset secret must
   not mean "accept anything".
 * **400** a callback we cannot read (the provider repeats it; nothing was stored).
+* **413** a Push_CRA POST larger than :data:`MAX_PUSH_BYTES` or carrying more than
+  :data:`MAX_PUSH_ITEMS` items (one such POST once held the SQLite write lock for 10 s).
 * **200** everything else, quickly, with a small JSON body: applied, duplicate, stale, and also
   **unknown message ids**: the report is recorded (``status_events`` with no message) but moves
   nothing. Answering an error there would make the provider retry for 48 h a report we can
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher import tracking
@@ -40,14 +44,16 @@ from dispatcher.models import utcnow
 from dispatcher.providers.base import check_webhook_secret
 from dispatcher.providers.bytehand_webhooks import IncomingSms, StatusCallback, parse_callback
 from dispatcher.providers.timetochat_webhooks import PushEvent, parse_push_cra
+from dispatcher.reports import apply_reports
 from dispatcher.runtime import Runtime
 from dispatcher.tracking import Report
 from dispatcher.web.bodies import read_limited
+from dispatcher.web.errors import ApiError
 from dispatcher.web.openapi import WEBHOOK_ERRORS, query_parameters, request_body
 from dispatcher.web.schemas import ByteHandCallback, PushCra
 from dispatcher.web.state import get_runtime
 
-__all__ = ["MAX_PUSH_BYTES", "router"]
+__all__ = ["MAX_PUSH_BYTES", "MAX_PUSH_ITEMS", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,12 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=WEBHOOK_ERRO
 
 MAX_PUSH_BYTES = 1 << 20
 """A Push_CRA POST carries a handful of small items; anything this large is not one."""
+
+MAX_PUSH_ITEMS = 1000
+"""Items one Push_CRA POST may carry; above it the POST is refused with 413 before any work."""
+
+PUSH_CHUNK = 200
+"""Items applied per transaction, so no POST holds the (SQLite) write lock for long."""
 
 _BYTEHAND_FIELDS = (
     "action",
@@ -179,51 +191,63 @@ def _parse_push(body: bytes, service_id: str) -> list[PushEvent]:
     return events
 
 
+def _push_report(event: PushEvent) -> Report:
+    """A Push_CRA status item (SENT, RECEIVED, ERROR) as a report."""
+    assert event.state is not None
+    label = event.info if event.status == "ERROR" and event.info else event.status
+    return Report(
+        provider=TIMETOCHAT,
+        source="callback",
+        provider_state=label[:_STATE_LEN],
+        state=event.state,
+        dedup_key=(
+            f"cb:timetochat:{event.call_id or ''}:{event.ext_ref or ''}:{event.status}:"
+            f"{event.date.isoformat()}"
+        ),
+        payload=_push_payload(event),
+        provider_message_id=event.call_id,
+        ext_ref=event.ext_ref,
+    )
+
+
+def _store_push_mo(session: Session, event: PushEvent, now: datetime) -> str:
+    """INCOMING and ANSWERED: ``to`` is the customer's mobile and ``from`` the service number
+    (as in the original's examples), so the SMS came *from* ``to``."""
+    text = event.info or ""
+    key = (
+        f"mo:timetochat:{event.status}:{event.call_id or ''}:{event.ext_ref or ''}:"
+        f"{event.to}:{event.date.isoformat()}:{_digest(text)}"
+    )
+    answered = event.status == "ANSWERED"
+    stored = tracking.store_inbound(
+        session,
+        provider=TIMETOCHAT,
+        from_number=event.to,
+        to_number=event.sender,
+        text=text,
+        dedup_key=key,
+        now=now,
+        reply_to_ext_ref=event.ext_ref if answered else None,
+        reply_to_provider_id=event.call_id if answered else None,
+    )
+    return "stored" if stored else "duplicate"
+
+
 def _apply_push(runtime: Runtime, events: list[PushEvent]) -> dict[str, int]:
-    """Every item of one POST in one transaction: all recorded, or none (and a 5xx retry)."""
+    """The items of one POST, :data:`PUSH_CHUNK` to a transaction: statuses as one batch, each
+    MO through ``store_inbound``. A failure answers 5xx and the provider repeats the POST; the
+    chunks already committed are then duplicates."""
     now = utcnow()
     results: dict[str, int] = {}
-    with session_scope(runtime.sessions) as session:
-        for event in events:
-            payload = _push_payload(event)
-            when = event.date.isoformat()
-            if event.state is not None:
-                label = event.info if event.status == "ERROR" and event.info else event.status
-                report = Report(
-                    provider=TIMETOCHAT,
-                    source="callback",
-                    provider_state=label[:_STATE_LEN],
-                    state=event.state,
-                    dedup_key=(
-                        f"cb:timetochat:{event.call_id or ''}:{event.ext_ref or ''}:"
-                        f"{event.status}:{when}"
-                    ),
-                    payload=payload,
-                    provider_message_id=event.call_id,
-                    ext_ref=event.ext_ref,
-                )
-                outcome = str(tracking.apply_report(session, report, now))
-            else:
-                # INCOMING and ANSWERED: ``to`` is the customer's mobile and ``from`` the
-                # service number (as in the original's examples), so the SMS came *from* ``to``.
-                text = event.info or ""
-                key = (
-                    f"mo:timetochat:{event.status}:{event.call_id or ''}:{event.ext_ref or ''}:"
-                    f"{event.to}:{when}:{_digest(text)}"
-                )
-                answered = event.status == "ANSWERED"
-                stored = tracking.store_inbound(
-                    session,
-                    provider=TIMETOCHAT,
-                    from_number=event.to,
-                    to_number=event.sender,
-                    text=text,
-                    dedup_key=key,
-                    now=now,
-                    reply_to_ext_ref=event.ext_ref if answered else None,
-                    reply_to_provider_id=event.call_id if answered else None,
-                )
-                outcome = "stored" if stored else "duplicate"
+    for start in range(0, len(events), PUSH_CHUNK):
+        chunk = events[start : start + PUSH_CHUNK]
+        statuses = [event for event in chunk if event.state is not None]
+        with session_scope(runtime.sessions) as session:
+            outcomes = [
+                str(o) for o in apply_reports(session, [_push_report(e) for e in statuses], now)
+            ]
+            outcomes += [_store_push_mo(session, e, now) for e in chunk if e.state is None]
+        for outcome in outcomes:
             results[outcome] = results.get(outcome, 0) + 1
     return results
 
@@ -239,5 +263,7 @@ async def timetochat_push(
     check_webhook_secret(secret, settings.webhook_secret)
     body = await read_limited(request, MAX_PUSH_BYTES)
     events = _parse_push(body, settings.service_id)
+    if len(events) > MAX_PUSH_ITEMS:
+        raise ApiError(413, "too_large", f"a Push_CRA POST carries at most {MAX_PUSH_ITEMS} items")
     results = await run_in_threadpool(_apply_push, runtime, events)
     return {"ok": True, "results": results}

@@ -11,6 +11,7 @@ import pytest
 from dispatcher.runtime import Runtime
 from dispatcher.sandbox.server import serve_in_thread
 from dispatcher.web import create_app
+from dispatcher.web.webhooks import MAX_PUSH_ITEMS
 from tests.web.helpers import (
     SERVICE_ID,
     WEBHOOK_SECRET,
@@ -130,6 +131,25 @@ def test_oversized_push_is_413(client: httpx.Client, runtime: Runtime) -> None:
     """Push_CRA bodies are small; a huge one is refused without being read."""
     answer = client.post(URL, content=b"x" * (2 << 20))
     assert answer.status_code == 413
+
+
+def test_push_with_too_many_items_is_413(client: httpx.Client, runtime: Runtime) -> None:
+    """A POST carrying more items than the cap is refused whole, nothing stored."""
+    items = [
+        item("INCOMING", info=f"mo {n}", date=f"2024-03-25T14:32:{n % 60:02d}Z")
+        for n in range(MAX_PUSH_ITEMS + 1)
+    ]
+    answer = client.post(URL, json=push(*items))
+    assert answer.status_code == 413
+    assert inbound(runtime) == []
+
+
+def test_push_at_the_cap_is_applied_whole(client: httpx.Client, runtime: Runtime) -> None:
+    """A POST of as many items as the cap allows is applied, chunk after chunk."""
+    items = [item("INCOMING", info=f"mo {n}", to=f"+336{n:08d}") for n in range(MAX_PUSH_ITEMS)]
+    answer = client.post(URL, json=push(*items))
+    assert answer.json()["results"] == {"stored": MAX_PUSH_ITEMS}
+    assert len(inbound(runtime)) == MAX_PUSH_ITEMS
 
 
 def test_incoming_sms_is_stored(client: httpx.Client, runtime: Runtime) -> None:
