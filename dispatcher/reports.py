@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from dispatcher.bulk import insert_rows, is_one_of
 from dispatcher.models import Campaign, Message, StatusEvent
 from dispatcher.states import FINAL_MESSAGE_STATES, MessageState, delivery_rank, report_applies
 
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 UNMATCHED_EVENTS_CAP = 100_000
 """How many reports about messages we cannot match are kept per provider."""
+
+_EVENTS = cast(Table, StatusEvent.__table__)
+_MESSAGES = cast(Table, Message.__table__)
 
 _SELECT_CHUNK = 500
 """Ids per ``IN (...)`` list: far below SQLite's and PostgreSQL's parameter limits."""
@@ -95,6 +98,7 @@ def bounded_key(key: str) -> str:
     return f"{key[: DEDUP_KEY_LENGTH - len(digest) - 1]}#{digest}"
 
 
+@functools.cache
 def forward_sources(reported: MessageState) -> frozenset[MessageState]:
     """Every state a report of ``reported`` moves a message forward from."""
     return frozenset(state for state in MessageState if report_applies(state, reported))
@@ -124,7 +128,10 @@ def _match(session: Session, reports: Sequence[Report]) -> list[int | None]:
             rows = session.execute(
                 select(Message.provider_message_id, func.min(Message.id))
                 .join(Campaign)
-                .where(Campaign.provider == provider, Message.provider_message_id.in_(chunk))
+                .where(
+                    Campaign.provider == provider,
+                    is_one_of(session, Message.provider_message_id, chunk),
+                )
                 .group_by(Message.provider_message_id)
             )
             by_pid.update({(provider, pid): mid for pid, mid in rows})
@@ -139,19 +146,8 @@ def _match(session: Session, reports: Sequence[Report]) -> list[int | None]:
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert event rows, ignoring those already stored; the dedup keys that are new."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    new: set[str] = set()
-    for start in range(0, len(rows), _SELECT_CHUNK):
-        # RETURNING, not rowcount: on PostgreSQL the driver reports rowcount -1 here.
-        statement = (
-            insert(StatusEvent)
-            .values(rows[start : start + _SELECT_CHUNK])
-            .on_conflict_do_nothing()
-            .returning(StatusEvent.dedup_key)
-        )
-        new.update(key for (key,) in session.execute(statement))
-    return new
+    # RETURNING, not rowcount: on PostgreSQL the driver reports rowcount -1 here.
+    return set(insert_rows(session, _EVENTS, rows, skip_conflicts=True, returning="dedup_key"))
 
 
 def _unmatched_room(
@@ -171,25 +167,15 @@ def _unmatched_room(
 
 
 def _move(
-    session: Session,
-    state: MessageState,
-    targets: Mapping[int, Report],
-    now: datetime,
+    session: Session, state: MessageState, provider_state: str, ids: Sequence[int], now: datetime
 ) -> set[int]:
-    """One conditional UPDATE moving every message in ``targets`` to ``state``, where forward."""
-    ids = sorted(targets)
-    provider_state = case({mid: targets[mid].provider_state for mid in ids}, value=Message.id)
-    named = {mid: r.provider_message_id for mid, r in targets.items() if r.provider_message_id}
+    """One conditional UPDATE moving ``ids`` to ``state`` where that is forward; those moved."""
     values: dict[str, Any] = {
         "state": state,
         "provider_state": provider_state,
         "updated_at": now,
         "submitted_at": func.coalesce(Message.submitted_at, now),
     }
-    if named:
-        values["provider_message_id"] = func.coalesce(
-            Message.provider_message_id, case(named, value=Message.id)
-        )
     if state in FINAL_MESSAGE_STATES:
         values |= {"final_at": now, "next_poll_at": None}
     else:
@@ -198,12 +184,28 @@ def _move(
         values["next_poll_at"] = func.coalesce(Message.next_poll_at, now)
     statement = (
         update(Message)
-        .where(Message.id.in_(ids), Message.state.in_(sorted(forward_sources(state))))
+        .where(
+            is_one_of(session, Message.id, ids),
+            Message.state.in_(sorted(forward_sources(state))),
+        )
         .values(**values)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
     )
     return {mid for (mid,) in session.execute(statement)}
+
+
+def _fill_provider_ids(session: Session, named: Mapping[int, str]) -> None:
+    """Record the provider id a report named for moved messages that had none (a send in doubt
+    settled by its extRef); one executemany, never overwriting an id the send recorded."""
+    if not named:
+        return
+    session.connection().execute(
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id == bindparam("mid"), _MESSAGES.c.provider_message_id.is_(None))
+        .values(provider_message_id=bindparam("pid")),
+        [{"mid": mid, "pid": pid} for mid, pid in named.items()],
+    )
 
 
 def _event_rows(
@@ -259,7 +261,8 @@ def apply_reports(session: Session, reports: Sequence[Report], now: datetime) ->
     keys = [bounded_key(report.dedup_key) for report in reports]
     rows, results = _event_rows(session, reports, matched, keys, now)
     new = _insert(session, rows)
-    by_state: dict[MessageState, dict[int, int]] = {}
+    # One UPDATE per (state, provider wording): ByteHand's wordings per state are few.
+    groups: dict[tuple[MessageState, str], dict[int, int]] = {}
     for index, (report, mid) in enumerate(zip(reports, matched, strict=True)):
         if index in results:
             continue
@@ -270,20 +273,29 @@ def apply_reports(session: Session, reports: Sequence[Report], now: datetime) ->
         elif report.state is None or not forward_sources(report.state):
             results[index] = Applied.STALE
         else:
-            # The first report of a state for a message stands for the others of that state.
-            by_state.setdefault(report.state, {}).setdefault(mid, index)
+            group = groups.setdefault((report.state, report.provider_state), {})
+            group.setdefault(mid, index)
     applied_keys: list[str] = []
-    for state in sorted(by_state, key=delivery_rank):
-        chosen = by_state[state]
-        moved = _move(session, state, {mid: reports[i] for mid, i in chosen.items()}, now)
-        for mid, index in chosen.items():
-            if mid in moved:
-                results[index] = Applied.APPLIED
-                applied_keys.append(keys[index])
+    named: dict[int, str] = {}
+    chosen: set[tuple[MessageState, int]] = set()
+    for state, wording in sorted(groups, key=lambda group: delivery_rank(group[0])):
+        # The first report of a state for a message stands for the others of that state.
+        members = {
+            mid: i for mid, i in groups[state, wording].items() if (state, mid) not in chosen
+        }
+        chosen.update((state, mid) for mid in members)
+        for mid in _move(session, state, wording, sorted(members), now):
+            index = members[mid]
+            results[index] = Applied.APPLIED
+            applied_keys.append(keys[index])
+            pid = reports[index].provider_message_id
+            if pid and reports[index].ext_ref:  # found by extRef: its provider id may be unknown
+                named[mid] = pid
+    _fill_provider_ids(session, named)
     if applied_keys:
         session.execute(
             update(StatusEvent)
-            .where(StatusEvent.dedup_key.in_(applied_keys))
+            .where(is_one_of(session, StatusEvent.dedup_key, applied_keys))
             .values(applied=True)
             .execution_options(synchronize_session=False)
         )

@@ -18,6 +18,8 @@ app faces the providers on the internet.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import redis
@@ -25,6 +27,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from dispatcher.inbox import Inbox
 from dispatcher.runtime import Runtime
 from dispatcher.web import api, dashboard, webhooks
 from dispatcher.web.errors import install_error_handlers
@@ -76,12 +79,27 @@ def healthz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JSONResponse:
 
 
 def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
-    """The web app on ``runtime``; ``on_start(campaign_id)`` kicks the feeder after a start."""
+    """The web app on ``runtime``; ``on_start(campaign_id)`` kicks the feeder after a start.
+
+    The callback inbox's threads run while the app is served (its lifespan); building the app
+    alone (for its OpenAPI document) touches neither the runtime nor the database."""
+
+    @asynccontextmanager
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
+        inbox = Inbox(runtime.sessions)
+        served.state.inbox = inbox
+        inbox.start()
+        try:
+            yield
+        finally:
+            inbox.stop()
+
     app = FastAPI(
         title="SMS campaign dispatcher",
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.on_start = on_start

@@ -1,9 +1,11 @@
 """Provider callbacks: ByteHand's handler GETs and TimeToChat's Push_CRA POSTs.
 
 The parsing is pure (:mod:`dispatcher.providers.bytehand_webhooks`,
-:mod:`dispatcher.providers.timetochat_webhooks`); the database side is
-:mod:`dispatcher.tracking` (recorded once by ``dedup_key``, applied only forwards). This module
-is the thin edge between them, and decides what the provider is told:
+:mod:`dispatcher.providers.timetochat_webhooks`); a callback that passes is appended to the
+:mod:`dispatcher.inbox` and answered once that append is committed; the inbox applier then
+matches and applies it in a batch (:mod:`dispatcher.reports`: recorded once by ``dedup_key``,
+applied only forwards; incoming SMS through :func:`dispatcher.tracking.store_inbound`). This
+module is the thin edge, and decides what the provider is told:
 
 * **403** wrong credentials (ByteHand ``id``/``key``; TimeToChat path secret or ``username``).
   With no TimeToChat webhook secret configured every Push_CRA is refused: an unset secret must
@@ -11,11 +13,12 @@ is the thin edge between them, and decides what the provider is told:
 * **400** a callback we cannot read (the provider repeats it; nothing was stored).
 * **413** a Push_CRA POST larger than :data:`MAX_PUSH_BYTES` or carrying more than
   :data:`MAX_PUSH_ITEMS` items (one such POST once held the SQLite write lock for 10 s).
-* **200** everything else, quickly, with a small JSON body: applied, duplicate, stale, and also
-  **unknown message ids**: the report is recorded (``status_events`` with no message) but moves
-  nothing. Answering an error there would make the provider retry for 48 h a report we can
-  never apply; polling settles such messages instead. ByteHand USSD actions, which we never
-  use, are acknowledged and ignored for the same reason.
+* **200** everything else, once durable (``{"result": "accepted"}``; what became of it is in
+  ``status_events``): repeats, stale reports, and also **unknown message ids**: the report is
+  recorded (``status_events`` with no message, up to a cap) but moves nothing. Answering an
+  error there would make the provider retry for 48 h a report we can never apply; polling
+  settles such messages instead. ByteHand USSD actions, which we never use, are acknowledged and
+  ignored for the same reason.
 
 Values go into ``VARCHAR`` columns and JSON: a NUL character, text that is not valid Unicode
 or a value longer than its column is a malformed callback (400), not a database error (500).
@@ -29,29 +32,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from dispatcher import tracking
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
-from dispatcher.db import session_scope
 from dispatcher.errors import WebhookPayloadError
-from dispatcher.models import utcnow
+from dispatcher.inbox import Inbox, Item, mo_item, report_item
 from dispatcher.providers.base import check_webhook_secret
 from dispatcher.providers.bytehand_webhooks import IncomingSms, StatusCallback, parse_callback
 from dispatcher.providers.timetochat_webhooks import PushEvent, parse_push_cra
-from dispatcher.reports import apply_reports
+from dispatcher.reports import Report
 from dispatcher.runtime import Runtime
-from dispatcher.tracking import Report
 from dispatcher.web.bodies import read_limited
 from dispatcher.web.errors import ApiError
 from dispatcher.web.openapi import WEBHOOK_ERRORS, query_parameters, request_body
 from dispatcher.web.schemas import ByteHandCallback, PushCra
-from dispatcher.web.state import get_runtime
+from dispatcher.web.state import get_inbox, get_runtime
 
 __all__ = ["MAX_PUSH_BYTES", "MAX_PUSH_ITEMS", "router"]
 
@@ -65,8 +62,6 @@ MAX_PUSH_BYTES = 1 << 20
 MAX_PUSH_ITEMS = 1000
 """Items one Push_CRA POST may carry; above it the POST is refused with 413 before any work."""
 
-PUSH_CHUNK = 200
-"""Items applied per transaction, so no POST holds the (SQLite) write lock for long."""
 
 _BYTEHAND_FIELDS = (
     "action",
@@ -108,9 +103,48 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _bytehand_item(query: dict[str, str], parsed: StatusCallback | IncomingSms) -> Item:
+    """The inbox item of one genuine ByteHand callback, checked for what the database refuses."""
+    payload = {name: query[name] for name in _BYTEHAND_FIELDS if name in query}
+    for name, value in payload.items():
+        _clean(name, value)
+    if isinstance(parsed, StatusCallback):
+        _clean("description", parsed.provider_state, _STATE_LEN)
+        return report_item(
+            Report(
+                provider=BYTEHAND,
+                source="callback",
+                provider_state=parsed.provider_state,
+                state=parsed.state,
+                dedup_key=(
+                    f"cb:bytehand:{parsed.message_id}:{parsed.provider_state}:"
+                    f"{parsed.updated_at.isoformat()}"
+                ),
+                payload=payload,
+                provider_message_id=parsed.message_id,
+            )
+        )
+    _clean("message", parsed.message_id, _ID_LEN)
+    _clean("from", parsed.sender, _NUMBER_LEN)
+    _clean("to", parsed.to, _NUMBER_LEN)
+    return mo_item(
+        provider=BYTEHAND,
+        from_number=parsed.sender,
+        to_number=parsed.to,
+        text=parsed.text,
+        dedup_key=f"mo:bytehand:{parsed.message_id}",
+        provider_message_id=parsed.message_id,
+    )
+
+
 @router.get("/bytehand", openapi_extra={"parameters": query_parameters(ByteHandCallback)})
-def bytehand_callback(request: Request, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:  # noqa: B008
-    """One ByteHand callback: a status of a message we sent, or an incoming SMS."""
+async def bytehand_callback(
+    request: Request,
+    runtime: Runtime = Depends(get_runtime),  # noqa: B008
+    inbox: Inbox = Depends(get_inbox),  # noqa: B008
+) -> dict[str, Any]:
+    """One ByteHand callback: a status of a message we sent, or an incoming SMS; answered once
+    it is in the inbox."""
     query = dict(request.query_params)
     settings = runtime.settings.bytehand
     try:
@@ -120,43 +154,8 @@ def bytehand_callback(request: Request, runtime: Runtime = Depends(get_runtime))
         if query.get("action") in _USSD_ACTIONS:
             return {"ok": True, "result": "ignored"}
         raise
-    payload = {name: query[name] for name in _BYTEHAND_FIELDS if name in query}
-    for name, value in payload.items():
-        _clean(name, value)
-    now = utcnow()
-    if isinstance(parsed, StatusCallback):
-        _clean("description", parsed.provider_state, _STATE_LEN)
-        report = Report(
-            provider=BYTEHAND,
-            source="callback",
-            provider_state=parsed.provider_state,
-            state=parsed.state,
-            dedup_key=(
-                f"cb:bytehand:{parsed.message_id}:{parsed.provider_state}:"
-                f"{parsed.updated_at.isoformat()}"
-            ),
-            payload=payload,
-            provider_message_id=parsed.message_id,
-        )
-        with session_scope(runtime.sessions) as session:
-            result = tracking.apply_report(session, report, now)
-        return {"ok": True, "result": str(result)}
-    assert isinstance(parsed, IncomingSms)
-    _clean("message", parsed.message_id, _ID_LEN)
-    _clean("from", parsed.sender, _NUMBER_LEN)
-    _clean("to", parsed.to, _NUMBER_LEN)
-    with session_scope(runtime.sessions) as session:
-        stored = tracking.store_inbound(
-            session,
-            provider=BYTEHAND,
-            from_number=parsed.sender,
-            to_number=parsed.to,
-            text=parsed.text,
-            dedup_key=f"mo:bytehand:{parsed.message_id}",
-            now=now,
-            provider_message_id=parsed.message_id,
-        )
-    return {"ok": True, "result": "stored" if stored else "duplicate"}
+    await inbox.append([_bytehand_item(query, parsed)])
+    return {"ok": True, "result": "accepted"}
 
 
 def _push_payload(event: PushEvent) -> dict[str, Any]:
@@ -210,7 +209,7 @@ def _push_report(event: PushEvent) -> Report:
     )
 
 
-def _store_push_mo(session: Session, event: PushEvent, now: datetime) -> str:
+def _push_mo(event: PushEvent) -> Item:
     """INCOMING and ANSWERED: ``to`` is the customer's mobile and ``from`` the service number
     (as in the original's examples), so the SMS came *from* ``to``."""
     text = event.info or ""
@@ -219,37 +218,19 @@ def _store_push_mo(session: Session, event: PushEvent, now: datetime) -> str:
         f"{event.to}:{event.date.isoformat()}:{_digest(text)}"
     )
     answered = event.status == "ANSWERED"
-    stored = tracking.store_inbound(
-        session,
+    return mo_item(
         provider=TIMETOCHAT,
         from_number=event.to,
         to_number=event.sender,
         text=text,
         dedup_key=key,
-        now=now,
         reply_to_ext_ref=event.ext_ref if answered else None,
         reply_to_provider_id=event.call_id if answered else None,
     )
-    return "stored" if stored else "duplicate"
 
 
-def _apply_push(runtime: Runtime, events: list[PushEvent]) -> dict[str, int]:
-    """The items of one POST, :data:`PUSH_CHUNK` to a transaction: statuses as one batch, each
-    MO through ``store_inbound``. A failure answers 5xx and the provider repeats the POST; the
-    chunks already committed are then duplicates."""
-    now = utcnow()
-    results: dict[str, int] = {}
-    for start in range(0, len(events), PUSH_CHUNK):
-        chunk = events[start : start + PUSH_CHUNK]
-        statuses = [event for event in chunk if event.state is not None]
-        with session_scope(runtime.sessions) as session:
-            outcomes = [
-                str(o) for o in apply_reports(session, [_push_report(e) for e in statuses], now)
-            ]
-            outcomes += [_store_push_mo(session, e, now) for e in chunk if e.state is None]
-        for outcome in outcomes:
-            results[outcome] = results.get(outcome, 0) + 1
-    return results
+def _push_item(event: PushEvent) -> Item:
+    return report_item(_push_report(event)) if event.state is not None else _push_mo(event)
 
 
 @router.post("/timetochat/{secret}", openapi_extra=request_body(PushCra))
@@ -257,6 +238,7 @@ async def timetochat_push(
     secret: str,
     request: Request,
     runtime: Runtime = Depends(get_runtime),  # noqa: B008
+    inbox: Inbox = Depends(get_inbox),  # noqa: B008
 ) -> dict[str, Any]:
     """One Push_CRA POST: status reports (SENT, RECEIVED, ERROR), MOs and answers."""
     settings = runtime.settings.timetochat
@@ -265,5 +247,5 @@ async def timetochat_push(
     events = _parse_push(body, settings.service_id)
     if len(events) > MAX_PUSH_ITEMS:
         raise ApiError(413, "too_large", f"a Push_CRA POST carries at most {MAX_PUSH_ITEMS} items")
-    results = await run_in_threadpool(_apply_push, runtime, events)
-    return {"ok": True, "results": results}
+    await inbox.append([_push_item(event) for event in events])
+    return {"ok": True, "results": {"accepted": len(events)}}
