@@ -12,9 +12,9 @@ one transaction with:
    the same instant) cannot make the other one's update miss, so a delivery is never lost;
 4. one ``UPDATE status_events SET applied`` for the events that moved their message.
 
-Inside a batch, states are applied in delivery-rank order (sent before delivered), as if the
-reports had arrived in that order, which is one of the orders they could have arrived in: the
-message ends at the furthest state any report allows.
+Inside a batch, a report that is not further along than one before it for the same message
+is stale (a DELIVERED then a late ACCEPTED), as it would be one batch later; the rest are applied
+in delivery-rank order (sent before delivered), which is the order they arrived in.
 
 Reports about messages we cannot match are kept (``status_events`` without a message) up to
 :data:`UNMATCHED_EVENTS_CAP` rows per provider; past it they are answered and counted but not
@@ -263,6 +263,7 @@ def apply_reports(session: Session, reports: Sequence[Report], now: datetime) ->
     new = _insert(session, rows)
     # One UPDATE per (state, provider wording): ByteHand's wordings per state are few.
     groups: dict[tuple[MessageState, str], dict[int, int]] = {}
+    furthest: dict[int, int] = {}
     for index, (report, mid) in enumerate(zip(reports, matched, strict=True)):
         if index in results:
             continue
@@ -270,20 +271,17 @@ def apply_reports(session: Session, reports: Sequence[Report], now: datetime) ->
             results[index] = Applied.DUPLICATE
         elif mid is None:
             results[index] = Applied.UNKNOWN_MESSAGE
-        elif report.state is None or not forward_sources(report.state):
+        elif report.state is None or delivery_rank(report.state) <= furthest.get(mid, 0):
+            # Not news, or not after a report that came before it in this batch (a DELIVERED
+            # then a late ACCEPTED: the ACCEPTED is stale, as it would be one batch later).
             results[index] = Applied.STALE
         else:
-            group = groups.setdefault((report.state, report.provider_state), {})
-            group.setdefault(mid, index)
+            furthest[mid] = delivery_rank(report.state)
+            groups.setdefault((report.state, report.provider_state), {})[mid] = index
     applied_keys: list[str] = []
     named: dict[int, str] = {}
-    chosen: set[tuple[MessageState, int]] = set()
     for state, wording in sorted(groups, key=lambda group: delivery_rank(group[0])):
-        # The first report of a state for a message stands for the others of that state.
-        members = {
-            mid: i for mid, i in groups[state, wording].items() if (state, mid) not in chosen
-        }
-        chosen.update((state, mid) for mid in members)
+        members = groups[state, wording]
         for mid in _move(session, state, wording, sorted(members), now):
             index = members[mid]
             results[index] = Applied.APPLIED

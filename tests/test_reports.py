@@ -102,7 +102,7 @@ def test_a_batch_moves_messages_with_one_update_per_state(db_engine: Engine, see
         for mid, pid in zip(ids, pids, strict=True):
             session.get(Message, mid).provider_message_id = pid  # type: ignore[union-attr]
         session.commit()
-    batch = [report(M.DELIVERED, pid) for pid in pids] + [report(M.SENT, pid) for pid in pids]
+    batch = [report(M.SENT, pid) for pid in pids] + [report(M.DELIVERED, pid) for pid in pids]
     updates: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -147,3 +147,13 @@ def test_reports_for_unknown_messages_are_kept_up_to_the_cap(
         )
     assert results == [Applied.UNKNOWN_MESSAGE] * 3 + [Applied.APPLIED]
     assert stored == 2
+
+
+def test_a_late_report_inside_one_batch_is_stale(db_engine: Engine, seed: Seed) -> None:
+    """A DELIVERED then a late ACCEPTED in one batch: delivered, the ACCEPTED stale."""
+    _, [mid] = seed(M.SUBMITTED, provider_message_id="p1")
+    with Session(db_engine) as session:
+        results = apply_reports(session, [report(M.DELIVERED, "p1"), report(M.SENT, "p1")], NOW)
+        session.commit()
+    assert results == [Applied.APPLIED, Applied.STALE]
+    assert state_of(db_engine, mid) == M.DELIVERED

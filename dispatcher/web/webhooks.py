@@ -24,7 +24,10 @@ Values go into ``VARCHAR`` columns and JSON: a NUL character, text that is not v
 or a value longer than its column is a malformed callback (400), not a database error (500).
 The ByteHand ``key`` is never stored or logged: payloads keep a whitelist of fields without it.
 
-Both routes read their raw input, credentials first; the OpenAPI document describes it from
+Both routes are ``async`` and take the runtime and the inbox from the app directly, not as
+FastAPI dependencies: a plain-function dependency runs in the thread pool, and two thread hops
+per callback cost more than the rest of the request. Both read their raw input, credentials
+first; the OpenAPI document describes it from
 :mod:`dispatcher.web.schemas` without FastAPI judging it (see :mod:`dispatcher.web.openapi`).
 """
 
@@ -34,16 +37,15 @@ import hashlib
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
 from dispatcher.errors import WebhookPayloadError
-from dispatcher.inbox import Inbox, Item, mo_item, report_item
+from dispatcher.inbox import Item, mo_item, report_item
 from dispatcher.providers.base import check_webhook_secret
 from dispatcher.providers.bytehand_webhooks import IncomingSms, StatusCallback, parse_callback
 from dispatcher.providers.timetochat_webhooks import PushEvent, parse_push_cra
 from dispatcher.reports import Report
-from dispatcher.runtime import Runtime
 from dispatcher.web.bodies import read_limited
 from dispatcher.web.errors import ApiError
 from dispatcher.web.openapi import WEBHOOK_ERRORS, query_parameters, request_body
@@ -138,15 +140,11 @@ def _bytehand_item(query: dict[str, str], parsed: StatusCallback | IncomingSms) 
 
 
 @router.get("/bytehand", openapi_extra={"parameters": query_parameters(ByteHandCallback)})
-async def bytehand_callback(
-    request: Request,
-    runtime: Runtime = Depends(get_runtime),  # noqa: B008
-    inbox: Inbox = Depends(get_inbox),  # noqa: B008
-) -> dict[str, Any]:
+async def bytehand_callback(request: Request) -> dict[str, Any]:
     """One ByteHand callback: a status of a message we sent, or an incoming SMS; answered once
     it is in the inbox."""
     query = dict(request.query_params)
-    settings = runtime.settings.bytehand
+    settings = get_runtime(request).settings.bytehand
     try:
         parsed = parse_callback(query, client_id=settings.client_id, key=settings.key)
     except WebhookPayloadError:
@@ -154,7 +152,7 @@ async def bytehand_callback(
         if query.get("action") in _USSD_ACTIONS:
             return {"ok": True, "result": "ignored"}
         raise
-    await inbox.append([_bytehand_item(query, parsed)])
+    await get_inbox(request).append([_bytehand_item(query, parsed)])
     return {"ok": True, "result": "accepted"}
 
 
@@ -237,15 +235,13 @@ def _push_item(event: PushEvent) -> Item:
 async def timetochat_push(
     secret: str,
     request: Request,
-    runtime: Runtime = Depends(get_runtime),  # noqa: B008
-    inbox: Inbox = Depends(get_inbox),  # noqa: B008
 ) -> dict[str, Any]:
     """One Push_CRA POST: status reports (SENT, RECEIVED, ERROR), MOs and answers."""
-    settings = runtime.settings.timetochat
+    settings = get_runtime(request).settings.timetochat
     check_webhook_secret(secret, settings.webhook_secret)
     body = await read_limited(request, MAX_PUSH_BYTES)
     events = _parse_push(body, settings.service_id)
     if len(events) > MAX_PUSH_ITEMS:
         raise ApiError(413, "too_large", f"a Push_CRA POST carries at most {MAX_PUSH_ITEMS} items")
-    await inbox.append([_push_item(event) for event in events])
+    await get_inbox(request).append([_push_item(event) for event in events])
     return {"ok": True, "results": {"accepted": len(events)}}
