@@ -9,7 +9,13 @@ Reported: callbacks answered per second, p50/p99 latency, the lag from the last 
 moment every answered state is in the database, and the web process's CPU per callback. The
 senders run in this process, on the same cores as the server (say so beside the figures).
 
+Then, end to end (``--e2e N``, 0 to skip): the local stack (embedded Redis, SQLite, both
+simulators, two workers, the web app) sends a ByteHand campaign of N recipients with every
+callback on; reported: when the last message was handed over, and how long after that every
+message was final.
+
     .venv/bin/python bench/callbacks.py [--seconds 10] [--senders 8 32] [--db sqlite postgres]
+                                        [--e2e 10000]
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dispatcher.db import make_engine, migrate  # noqa: E402
-from dispatcher.models import Campaign, Message  # noqa: E402
+from dispatcher.models import Campaign, Message, StatusEvent  # noqa: E402
 
 CLIENT_ID, KEY = "4242", "bench-bytehand-key-0123456789abcdef"
 POSTGRES_URL = os.environ.get(
@@ -249,12 +255,67 @@ def run_one(kind: str, path: str, senders: int, seconds: float, directory: Path)
     }
 
 
+def _events_by_source(url: str) -> dict[str, int]:
+    """Which channel told us: callbacks, or polls (which start 20 s after a silent send)."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(StatusEvent.source, func.count()).group_by(StatusEvent.source)
+        )
+        counts = {source: int(n) for source, n in rows}
+    engine.dispose()
+    return counts
+
+
+def run_e2e(directory: Path, recipients: int) -> dict[str, Any]:
+    """A ByteHand campaign through the whole local stack; seconds to the last send, then to
+    every message final."""
+    from dispatcher.demo import generate_recipients
+    from dispatcher.loader import create_campaign
+    from dispatcher.localstack import LocalStack, StackOptions
+    from dispatcher.sandbox import Lifecycle
+    from dispatcher.states import FINAL_MESSAGE_STATES
+
+    unsent = {"pending", "queued", "sending"}
+    options = StackOptions(workers=2, lifecycle=Lifecycle(0.2, 0.3))
+    with LocalStack(directory, options) as stack:
+        path = generate_recipients(directory / "bytehand.csv", recipients, seed=recipients)
+        campaign_id = create_campaign(
+            stack.runtime.engine, stack.settings, path, provider="bytehand", sender="SMSINFO",
+            template="Bonjour {first_name}", name="bench callbacks",
+        ).id  # fmt: skip
+        started = time.monotonic()
+        stack.start_campaign(campaign_id)
+        last_send = None
+        deadline = started + 1800
+        while time.monotonic() < deadline:
+            counts = stack.report(campaign_id)["counts"]
+            if last_send is None and not any(counts.get(state, 0) for state in unsent):
+                last_send = time.monotonic()
+            if all(state in FINAL_MESSAGE_STATES for state, n in counts.items() if n):
+                final = time.monotonic()
+                break
+            time.sleep(0.2)
+        else:
+            raise TimeoutError(f"not final after 30 min: {counts}")
+        assert last_send is not None
+        return {
+            "recipients": recipients,
+            "sent_in_s": round(last_send - started, 1),
+            "final_after_last_send_s": round(final - last_send, 1),
+            "counts": counts,
+            "events_by_source": _events_by_source(stack.settings.database_url),
+            "sending": stack.bytehand.throughput(),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--senders", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--paths", nargs="+", default=["inbox", "per_request"])
+    parser.add_argument("--e2e", type=int, default=10_000, help="recipients; 0: skip")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,6 +324,7 @@ def main() -> None:
                 for senders in args.senders:
                     runs.append(run_one(kind, path, senders, args.seconds, Path(tmp)))
                     print(json.dumps(runs[-1]), file=sys.stderr)
+        e2e = run_e2e(Path(tmp) / "e2e", args.e2e) if args.e2e else None
     ratios = {
         f"{r['db']}/{r['senders']}": round(r["per_s"] / b["per_s"], 1)
         for r in runs
@@ -278,6 +340,7 @@ def main() -> None:
                 "seconds_per_run": args.seconds,
                 "runs": runs,
                 "inbox_over_per_request": ratios,
+                "end_to_end_bytehand": e2e,
             },
             indent=2,
         )

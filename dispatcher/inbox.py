@@ -22,7 +22,7 @@ start drains what the last one left.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import dataclasses
 import logging
 import queue
 import threading
@@ -146,7 +146,25 @@ def apply_waiting(
     return len(claimed)
 
 
-_Append = tuple[list[Item], datetime, "concurrent.futures.Future[None]"]
+@dataclasses.dataclass(frozen=True)
+class _Append:
+    """One request's items, and the future its coroutine awaits on its event loop."""
+
+    items: list[Item]
+    now: datetime
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[None]
+
+
+def _settle(appends: list[_Append], error: BaseException | None) -> None:
+    """On the event loop: answer every append of one commit (one wake-up for all of them)."""
+    for append in appends:
+        if append.done.done():
+            continue  # the request was cancelled (client gone): nothing awaits it
+        if error is None:
+            append.done.set_result(None)
+        else:
+            append.done.set_exception(error)
 
 
 class _GroupCommitWriter:
@@ -166,14 +184,16 @@ class _GroupCommitWriter:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    def submit(self, items: list[Item], now: datetime) -> concurrent.futures.Future[None]:
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put((items, now, done))
+    def submit(self, items: list[Item], now: datetime) -> asyncio.Future[None]:
+        """Queue ``items``; the returned future (of the running loop) is done once committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Append(items, now, loop, done))
         return done
 
     def _take(self, first: _Append) -> tuple[list[_Append], bool]:
         """``first`` and every append already waiting, up to :data:`WRITE_BATCH` rows."""
-        group, rows, stopping = [first], len(first[0]), False
+        group, rows, stopping = [first], len(first.items), False
         while rows < WRITE_BATCH:
             try:
                 waiting = self._queue.get_nowait()
@@ -183,22 +203,28 @@ class _GroupCommitWriter:
                 stopping = True
                 break
             group.append(waiting)
-            rows += len(waiting[0])
+            rows += len(waiting.items)
         return group, stopping
 
     def _write(self, group: list[_Append]) -> None:
-        rows = [{"item": item, "received_at": now} for items, now, _ in group for item in items]
+        rows = [{"item": item, "received_at": a.now} for a in group for item in a.items]
+        error: BaseException | None = None
         try:
             with session_scope(self._sessions) as session:
                 insert_rows(session, _INBOX, rows)
         except Exception as exc:
             log.exception("callback inbox: append of %d callbacks failed", len(rows))
-            for _, _, done in group:
-                done.set_exception(exc)
-            return
-        for _, _, done in group:
-            done.set_result(None)
-        self._on_commit()
+            error = exc
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Append]] = {}
+        for append in group:
+            by_loop.setdefault(append.loop, []).append(append)
+        for loop, appends in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, appends, error)
+            except RuntimeError:  # that loop is closed: nothing awaits its appends any more
+                continue
+        if error is None:
+            self._on_commit()
 
     def _run(self) -> None:
         while (first := self._queue.get()) is not None:
@@ -238,7 +264,7 @@ class Inbox:
     async def append(self, items: list[Item]) -> None:
         """Return once ``items`` are committed to the inbox (raise if they could not be)."""
         if items:
-            await asyncio.wrap_future(self._writer.submit(items, self._clock()))
+            await self._writer.submit(items, self._clock())
 
     def _apply_round(self) -> bool:
         """Apply until less than a full batch is left; False if applying failed."""
