@@ -11,8 +11,9 @@ senders run in this process, on the same cores as the server (say so beside the 
 
 Then, end to end (``--e2e N``, 0 to skip): the local stack (embedded Redis, SQLite, both
 simulators, two workers, the web app) sends a ByteHand campaign of N recipients with every
-callback on; reported: when the last message was handed over, and how long after that every
-message was final.
+callback on; reported: when the last message was handed over, how long after that the last
+callback was applied, and how long until every message was final (the simulator gives a few
+messages no final callback; polling settles those, at the stack's 60 s polling deadline).
 
     .venv/bin/python bench/callbacks.py [--seconds 10] [--senders 8 32] [--db sqlite postgres]
                                         [--e2e 10000]
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -255,6 +257,19 @@ def run_one(kind: str, path: str, senders: int, seconds: float, directory: Path)
     }
 
 
+def _last_callback_applied(url: str) -> datetime:
+    """When the applier applied the last callback that moved a message."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        last = connection.execute(
+            select(func.max(StatusEvent.received_at)).where(
+                StatusEvent.source == "callback", StatusEvent.applied.is_(True)
+            )
+        ).scalar_one()
+    engine.dispose()
+    return last if last.tzinfo else last.replace(tzinfo=UTC)
+
+
 def _events_by_source(url: str) -> dict[str, int]:
     """Which channel told us: callbacks, or polls (which start 20 s after a silent send)."""
     engine = make_engine(url)
@@ -286,12 +301,12 @@ def run_e2e(directory: Path, recipients: int) -> dict[str, Any]:
         ).id  # fmt: skip
         started = time.monotonic()
         stack.start_campaign(campaign_id)
-        last_send = None
+        last_send, last_send_at = None, datetime.now(UTC)
         deadline = started + 1800
         while time.monotonic() < deadline:
             counts = stack.report(campaign_id)["counts"]
             if last_send is None and not any(counts.get(state, 0) for state in unsent):
-                last_send = time.monotonic()
+                last_send, last_send_at = time.monotonic(), datetime.now(UTC)
             if all(state in FINAL_MESSAGE_STATES for state, n in counts.items() if n):
                 final = time.monotonic()
                 break
@@ -303,6 +318,12 @@ def run_e2e(directory: Path, recipients: int) -> dict[str, Any]:
             "recipients": recipients,
             "sent_in_s": round(last_send - started, 1),
             "final_after_last_send_s": round(final - last_send, 1),
+            "last_callback_applied_after_last_send_s": round(
+                (
+                    _last_callback_applied(stack.settings.database_url) - last_send_at
+                ).total_seconds(),
+                1,
+            ),
             "counts": counts,
             "events_by_source": _events_by_source(stack.settings.database_url),
             "sending": stack.bytehand.throughput(),
