@@ -115,7 +115,7 @@ def _match(session: Session, reports: Sequence[Report]) -> list[int | None]:
     by_ref: dict[str, int] = {}
     for chunk in _chunks(refs):
         rows = session.execute(
-            select(Message.ext_ref, Message.id).where(Message.ext_ref.in_(chunk))
+            select(Message.ext_ref, Message.id).where(is_one_of(session, Message.ext_ref, chunk))
         )
         by_ref.update({ref: mid for ref, mid in rows})
     by_pid: dict[tuple[str, str], int] = {}
