@@ -55,7 +55,7 @@ def add_campaign(
         )
 
 
-def inbox_drained(runtime: Runtime, timeout: float = 10.0) -> None:
+def inbox_drained(runtime: Runtime, timeout: float = 60.0) -> None:
     """Wait until the app's inbox applier has applied every callback answered so far (it deletes
     the rows it applies in the same transaction)."""
     deadline = time.monotonic() + timeout
