@@ -31,6 +31,7 @@ from dispatcher.states import CampaignState, MessageState
 
 __all__ = [
     "Base",
+    "CallbackInbox",
     "Campaign",
     "InboundMessage",
     "Message",
@@ -160,6 +161,16 @@ class StatusEvent(Base):
     dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallbackInbox(Base):
+    """A callback answered but not yet applied (see :mod:`dispatcher.inbox`)."""
+
+    __tablename__ = "callback_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    item: Mapped[dict[str, Any]] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column()
 
 
 class InboundMessage(Base):

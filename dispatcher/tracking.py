@@ -3,16 +3,13 @@
 Every report is first recorded as a ``status_events`` row keyed by a ``dedup_key`` built from
 what the provider said (message, state, time); a repeated callback hits the unique key and
 changes nothing. A report then moves its message only if :func:`dispatcher.states.report_applies`
-says it is news (a late ``sent`` never overwrites ``delivered``), with a conditional UPDATE on
-the state it read, so two concurrent reports cannot both win.
+says it is news (a late ``sent`` never overwrites ``delivered``). The batch machinery lives in
+:mod:`dispatcher.reports`; :func:`apply_report` is its batch of one.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,10 +19,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dispatcher.backoff import next_poll_at, poll_deadline
-from dispatcher.models import Campaign, InboundMessage, Message, StatusEvent
-from dispatcher.states import FINAL_MESSAGE_STATES, MessageState, report_applies
+from dispatcher.models import Campaign, InboundMessage, Message
+from dispatcher.reports import DEDUP_KEY_LENGTH, Applied, Report, apply_reports, bounded_key
+from dispatcher.states import MessageState
 
 __all__ = [
+    "DEDUP_KEY_LENGTH",
     "Applied",
     "Report",
     "apply_report",
@@ -38,29 +37,6 @@ __all__ = [
 M = MessageState
 
 
-class Applied(enum.StrEnum):
-    """What became of a report."""
-
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    STALE = "stale"
-    UNKNOWN_MESSAGE = "unknown_message"
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-    """One status heard about one message, whatever its source."""
-
-    provider: str
-    source: str
-    provider_state: str
-    state: MessageState | None
-    dedup_key: str
-    payload: Mapping[str, Any]
-    provider_message_id: str | None = None
-    ext_ref: str | None = None
-
-
 def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING on both backends; True if the row is new."""
     dialect = session.get_bind().dialect.name
@@ -71,98 +47,10 @@ def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, 
     return session.execute(statement).first() is not None
 
 
-def _find(session: Session, report: Report) -> Message | None:
-    if report.ext_ref:
-        found = session.scalars(select(Message).where(Message.ext_ref == report.ext_ref)).first()
-        if found is not None:
-            return found
-    if report.provider_message_id:
-        statement = (
-            select(Message)
-            .join(Campaign)
-            .where(
-                Message.provider_message_id == report.provider_message_id,
-                Campaign.provider == report.provider,
-            )
-        )
-        return session.scalars(statement).first()
-    return None
-
-
-DEDUP_KEY_LENGTH = 300
-"""The width of the ``dedup_key`` columns."""
-
-
-def bounded_key(key: str) -> str:
-    """``key`` as it fits the column: a longer key keeps its start and ends with the SHA-256
-    of the whole, so two keys differing only past the cut stay two events (a plain cut made
-    two maximal TimeToChat MOs with different texts one duplicate)."""
-    if len(key) <= DEDUP_KEY_LENGTH:
-        return key
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    return f"{key[: DEDUP_KEY_LENGTH - len(digest) - 1]}#{digest}"
-
-
 def apply_report(session: Session, report: Report, now: datetime) -> Applied:
     """Record a report once, and move its message forward if it is news."""
-    message = _find(session, report)
-    event = {
-        "message_id": message.id if message else None,
-        "provider": report.provider,
-        "source": report.source,
-        "provider_state": report.provider_state,
-        "state": report.state,
-        "dedup_key": bounded_key(report.dedup_key),
-        "payload": dict(report.payload),
-        "received_at": now,
-        "applied": False,
-    }
-    if not _insert_ignoring_duplicates(session, StatusEvent, event):
-        return Applied.DUPLICATE
-    if message is None:
-        return Applied.UNKNOWN_MESSAGE
-    # Twice at most: the state read may have changed before our UPDATE (the sender recording
-    # its answer as the receipt arrives); re-read once, or the receipt would be lost as stale.
-    for _ in range(2):
-        if _move_forward(session, message, report, now):
-            session.execute(
-                update(StatusEvent)
-                .where(StatusEvent.dedup_key == event["dedup_key"])
-                .values(applied=True)
-            )
-            return Applied.APPLIED
-        session.refresh(message)
-    return Applied.STALE
-
-
-def _move_forward(session: Session, message: Message, report: Report, now: datetime) -> bool:
-    """Move ``message`` to the report's state if that is news; False if not (or if its state
-    changed since it was read)."""
-    current = MessageState(message.state)
-    if report.state is None or not report_applies(current, report.state):
-        return False
-    values: dict[str, Any] = {
-        "state": report.state,
-        "provider_state": report.provider_state,
-        "updated_at": now,
-    }
-    if report.provider_message_id and not message.provider_message_id:
-        values["provider_message_id"] = report.provider_message_id
-    if message.submitted_at is None:
-        values["submitted_at"] = now
-    if report.state in FINAL_MESSAGE_STATES:
-        values |= {"final_at": now, "next_poll_at": None}
-    elif message.next_poll_at is None:
-        # Settled from in_doubt (or sending) without a final word: nothing scheduled a poll,
-        # so without one it would stay sent forever and its campaign would never finish.
-        values["next_poll_at"] = now
-    moved = session.execute(
-        update(Message)
-        .where(Message.id == message.id, Message.state == current)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    return bool(moved)
+    [result] = apply_reports(session, [report], now)
+    return result
 
 
 def store_inbound(

@@ -21,9 +21,13 @@ app faces the providers on the internet.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from dispatcher import console
+from dispatcher.inbox import Inbox
 from dispatcher.runtime import Runtime
 from dispatcher.web import api, estimates, metrics, webhooks
 from dispatcher.web.errors import install_error_handlers
@@ -35,12 +39,27 @@ __all__ = ["create_app"]
 
 
 def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
-    """The web app on ``runtime``; ``on_start(campaign_id)`` kicks the feeder after a start."""
+    """The web app on ``runtime``; ``on_start(campaign_id)`` kicks the feeder after a start.
+
+    The callback inbox's threads run while the app is served (its lifespan); building the app
+    alone (for its OpenAPI document) touches neither the runtime nor the database."""
+
+    @asynccontextmanager
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
+        inbox = Inbox(runtime.sessions)
+        served.state.inbox = inbox
+        inbox.start()
+        try:
+            yield
+        finally:
+            inbox.stop()
+
     app = FastAPI(
         title="SMS campaign dispatcher",
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.on_start = on_start

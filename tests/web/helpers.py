@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dispatcher.db import session_scope
-from dispatcher.models import Campaign, InboundMessage, Message, StatusEvent
+from dispatcher.models import CallbackInbox, Campaign, InboundMessage, Message, StatusEvent
 from dispatcher.runtime import Runtime
 from tests.conftest import insert_campaign
 
@@ -54,7 +55,21 @@ def add_campaign(
         )
 
 
+def inbox_drained(runtime: Runtime, timeout: float = 60.0) -> None:
+    """Wait until the app's inbox applier has applied every callback answered so far (it deletes
+    the rows it applies in the same transaction)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope(runtime.sessions) as session:
+            if not session.scalar(select(func.count()).select_from(CallbackInbox)):
+                return
+        assert time.monotonic() < deadline, "the inbox applier did not drain the inbox"
+        time.sleep(0.02)
+
+
 def message(runtime: Runtime, message_id: int) -> Message:
+    """The message as it is once every answered callback is applied."""
+    inbox_drained(runtime)
     with session_scope(runtime.sessions) as session:
         found = session.get(Message, message_id)
         assert found is not None
@@ -62,11 +77,15 @@ def message(runtime: Runtime, message_id: int) -> Message:
 
 
 def events(runtime: Runtime) -> list[StatusEvent]:
+    """Every status event, once every answered callback is applied."""
+    inbox_drained(runtime)
     with session_scope(runtime.sessions) as session:
         return list(session.scalars(select(StatusEvent).order_by(StatusEvent.id)))
 
 
 def inbound(runtime: Runtime) -> list[InboundMessage]:
+    """Every incoming SMS, once every answered callback is applied."""
+    inbox_drained(runtime)
     with session_scope(runtime.sessions) as session:
         return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 

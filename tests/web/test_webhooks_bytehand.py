@@ -27,18 +27,16 @@ def test_delivered_callback_is_applied(client: httpx.Client, runtime: Runtime) -
     _, [mid] = add_campaign(runtime, messages=[("submitted", "bh-1")])
     answer = client.get(URL, params=status("bh-1", "DELIVERED"))
     assert answer.status_code == 200
-    assert answer.json() == {"ok": True, "result": "applied"}
+    assert answer.json() == {"ok": True, "result": "accepted"}
     assert message(runtime, mid).state == "delivered"
 
 
 def test_duplicate_callback_is_recorded_once(client: httpx.Client, runtime: Runtime) -> None:
-    """The same callback twice: one status event, the second answered 200 as a duplicate."""
+    """The same callback twice: both answered 200, one status event."""
     _, [mid] = add_campaign(runtime, messages=[("submitted", "bh-2")])
     first = client.get(URL, params=status("bh-2", "ACCEPTED"))
     second = client.get(URL, params=status("bh-2", "ACCEPTED"))
-    assert first.json()["result"] == "applied"
-    assert second.status_code == 200
-    assert second.json()["result"] == "duplicate"
+    assert (first.status_code, second.status_code) == (200, 200)
     assert len(events(runtime)) == 1
     assert message(runtime, mid).state == "sent"
 
@@ -49,7 +47,6 @@ def test_late_sent_after_delivered_is_ignored(client: httpx.Client, runtime: Run
     client.get(URL, params=status("bh-3", "DELIVERED", "2024-03-25 14:33:00"))
     late = client.get(URL, params=status("bh-3", "ACCEPTED", "2024-03-25 14:32:00"))
     assert late.status_code == 200
-    assert late.json()["result"] == "stale"
     assert message(runtime, mid).state == "delivered"
     assert [e.applied for e in events(runtime)] == [True, False]
 
@@ -97,7 +94,6 @@ def test_unknown_message_is_recorded_and_acknowledged(
     """A status for an id we do not know: 200 (no retry storm), kept without a message."""
     answer = client.get(URL, params=status("nobody", "DELIVERED"))
     assert answer.status_code == 200
-    assert answer.json()["result"] == "unknown_message"
     [event] = events(runtime)
     assert event.message_id is None and not event.applied
 
@@ -124,8 +120,8 @@ def test_incoming_sms_is_stored_once(client: httpx.Client, runtime: Runtime) -> 
         "text": "STOP",
         "posted_at": "2024-03-25 14:40:00",
     }
-    assert client.get(URL, params=params).json()["result"] == "stored"
-    assert client.get(URL, params=params).json()["result"] == "duplicate"
+    assert client.get(URL, params=params).status_code == 200
+    assert client.get(URL, params=params).status_code == 200
     [mo] = inbound(runtime)
     assert (mo.from_number, mo.to_number, mo.text) == ("+79161234567", "+79990000000", "STOP")
     assert mo.provider == "bytehand"

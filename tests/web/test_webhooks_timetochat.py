@@ -11,6 +11,7 @@ import pytest
 from dispatcher.runtime import Runtime
 from dispatcher.sandbox.server import serve_in_thread
 from dispatcher.web import create_app
+from dispatcher.web.webhooks import MAX_PUSH_ITEMS
 from tests.web.helpers import (
     SERVICE_ID,
     WEBHOOK_SECRET,
@@ -48,7 +49,7 @@ def test_received_report_delivers_by_ext_ref(client: httpx.Client, runtime: Runt
     ext_ref = message(runtime, mid).ext_ref
     answer = client.post(URL, json=push(item("RECEIVED", call_id="ttc-1", ext_ref=ext_ref)))
     assert answer.status_code == 200
-    assert answer.json() == {"ok": True, "results": {"applied": 1}}
+    assert answer.json() == {"ok": True, "results": {"accepted": 1}}
     assert message(runtime, mid).state == "delivered"
 
 
@@ -132,10 +133,29 @@ def test_oversized_push_is_413(client: httpx.Client, runtime: Runtime) -> None:
     assert answer.status_code == 413
 
 
+def test_push_with_too_many_items_is_413(client: httpx.Client, runtime: Runtime) -> None:
+    """A POST carrying more items than the cap is refused whole, nothing stored."""
+    items = [
+        item("INCOMING", info=f"mo {n}", date=f"2024-03-25T14:32:{n % 60:02d}Z")
+        for n in range(MAX_PUSH_ITEMS + 1)
+    ]
+    answer = client.post(URL, json=push(*items))
+    assert answer.status_code == 413
+    assert inbound(runtime) == []
+
+
+def test_push_at_the_cap_is_applied_whole(client: httpx.Client, runtime: Runtime) -> None:
+    """A POST of as many items as the cap allows is accepted and applied whole."""
+    items = [item("INCOMING", info=f"mo {n}", to=f"+336{n:08d}") for n in range(MAX_PUSH_ITEMS)]
+    answer = client.post(URL, json=push(*items))
+    assert answer.json()["results"] == {"accepted": MAX_PUSH_ITEMS}
+    assert len(inbound(runtime)) == MAX_PUSH_ITEMS
+
+
 def test_incoming_sms_is_stored(client: httpx.Client, runtime: Runtime) -> None:
     """INCOMING: the customer (``to``) wrote to the service number (``from``)."""
     mo = item("INCOMING", info="Bonjour", to="+33698765432", **{"from": "0937000000"})
-    assert client.post(URL, json=push(mo)).json()["results"] == {"stored": 1}
+    assert client.post(URL, json=push(mo)).json()["results"] == {"accepted": 1}
     assert client.post(URL, json=push(mo)).status_code == 200
     [stored] = inbound(runtime)
     assert (stored.from_number, stored.to_number, stored.text) == (
@@ -165,7 +185,7 @@ def test_several_items_in_one_post(client: httpx.Client, runtime: Runtime) -> No
     answer = client.post(
         URL, json=push(item("RECEIVED", call_id="ttc-6"), item("ERROR", call_id="ttc-7"))
     )
-    assert answer.json()["results"] == {"applied": 2}
+    assert answer.json()["results"] == {"accepted": 2}
     assert (message(runtime, m1).state, message(runtime, m2).state) == (
         "delivered",
         "undeliverable",

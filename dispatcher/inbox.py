@@ -1,0 +1,287 @@
+"""The callback inbox: answer the provider once the callback is durable, apply it in batches.
+
+A provider's callback sender has a handful of connections and waits for each answer, so the time
+we take per callback caps its rate. The webhook therefore only appends what it parsed to the
+``callback_inbox`` table and answers 200 once that row is committed (the provider never sends an
+answered callback again, so nothing answered may be lost). Two threads per web process do the
+rest:
+
+* the **group-commit writer** takes every append waiting at that moment (from all concurrent
+  requests) and writes them with one multi-row INSERT and one COMMIT, then answers them all; the
+  more callbacks arrive at once, the fewer commits per callback;
+* the **applier** claims the oldest rows (``DELETE ... RETURNING``, ``SKIP LOCKED`` on
+  PostgreSQL so several web processes share the inbox) and, in the same transaction, applies the
+  status reports as one batch (:func:`dispatcher.reports.apply_reports`) and each incoming SMS
+  through :func:`dispatcher.tracking.store_inbound`. Applied and deleted commit together: each
+  callback is applied once, or (on any error) stays in the inbox and is tried again.
+
+Items are plain JSON so the inbox survives a restart of the web process: the applier of the next
+start drains what the last one left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher import tracking
+from dispatcher.bulk import insert_rows
+from dispatcher.db import session_scope
+from dispatcher.models import CallbackInbox, utcnow
+from dispatcher.reports import Report, apply_reports
+from dispatcher.states import MessageState
+
+__all__ = [
+    "APPLY_BATCH",
+    "Inbox",
+    "Item",
+    "apply_waiting",
+    "mo_item",
+    "report_item",
+]
+
+log = logging.getLogger(__name__)
+
+Item = dict[str, Any]
+"""One callback as the inbox keeps it: a report or an incoming SMS, JSON-ready."""
+
+APPLY_BATCH: Final = 500
+"""Inbox rows one applier transaction claims and applies."""
+
+WRITE_BATCH: Final = 2000
+"""Rows one group commit writes at most (2,000 rows x 2 values stay far below SQLite's
+parameter limit)."""
+
+_IDLE_WAIT_S: Final = 1.0
+"""How often an idle applier looks for rows another process (or a crash) left."""
+
+_RETRY_WAIT_S: Final = 1.0
+
+_LINGER_S: Final = 0.2
+"""After a round that found less than a full batch, the applier lets callbacks gather this long:
+a batch of 500 costs about what a batch of 20 does, and the lag budget is seconds."""
+
+_INBOX = cast(Table, CallbackInbox.__table__)
+
+
+def report_item(report: Report) -> Item:
+    """A status report as an inbox item."""
+    return {
+        "kind": "report",
+        "provider": report.provider,
+        "source": report.source,
+        "provider_state": report.provider_state,
+        "state": None if report.state is None else str(report.state),
+        "dedup_key": report.dedup_key,
+        "payload": dict(report.payload),
+        "provider_message_id": report.provider_message_id,
+        "ext_ref": report.ext_ref,
+    }
+
+
+def mo_item(
+    *,
+    provider: str,
+    from_number: str,
+    to_number: str,
+    text: str,
+    dedup_key: str,
+    provider_message_id: str | None = None,
+    reply_to_ext_ref: str | None = None,
+    reply_to_provider_id: str | None = None,
+) -> Item:
+    """An incoming SMS as an inbox item: the arguments of :func:`tracking.store_inbound`."""
+    return {
+        "kind": "mo",
+        "provider": provider,
+        "from_number": from_number,
+        "to_number": to_number,
+        "text": text,
+        "dedup_key": dedup_key,
+        "provider_message_id": provider_message_id,
+        "reply_to_ext_ref": reply_to_ext_ref,
+        "reply_to_provider_id": reply_to_provider_id,
+    }
+
+
+def _report(item: Item) -> Report:
+    fields = {name: value for name, value in item.items() if name != "kind"}
+    state = fields.pop("state")
+    return Report(state=None if state is None else MessageState(state), **fields)
+
+
+def _apply_items(session: Session, items: Sequence[Item], now: datetime) -> None:
+    """Reports as one batch; each incoming SMS through ``store_inbound`` (its hooks run)."""
+    apply_reports(session, [_report(item) for item in items if item["kind"] == "report"], now)
+    for item in items:
+        if item["kind"] == "mo":
+            fields = {name: value for name, value in item.items() if name != "kind"}
+            tracking.store_inbound(session, now=now, **fields)
+
+
+def apply_waiting(
+    sessions: sessionmaker[Session], now: datetime, *, limit: int = APPLY_BATCH
+) -> int:
+    """Claim up to ``limit`` of the oldest inbox rows, apply and delete them in one transaction;
+    how many were applied (0: the inbox is empty, or other appliers hold what is left)."""
+    with session_scope(sessions) as session:
+        oldest = select(CallbackInbox.id).order_by(CallbackInbox.id).limit(limit)
+        if session.get_bind().dialect.name == "postgresql":
+            oldest = oldest.with_for_update(skip_locked=True)
+        claimed = session.execute(
+            delete(CallbackInbox)
+            .where(CallbackInbox.id.in_(oldest.scalar_subquery()))
+            .returning(CallbackInbox.id, CallbackInbox.item)
+        ).all()
+        _apply_items(session, [item for _, item in sorted(claimed)], now)
+    return len(claimed)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Append:
+    """One request's items, and the future its coroutine awaits on its event loop."""
+
+    items: list[Item]
+    now: datetime
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[None]
+
+
+def _settle(appends: list[_Append], error: BaseException | None) -> None:
+    """On the event loop: answer every append of one commit (one wake-up for all of them)."""
+    for append in appends:
+        if append.done.done():
+            continue  # the request was cancelled (client gone): nothing awaits it
+        if error is None:
+            append.done.set_result(None)
+        else:
+            append.done.set_exception(error)
+
+
+class _GroupCommitWriter:
+    """One thread writing every waiting append with one INSERT and one COMMIT."""
+
+    def __init__(self, sessions: sessionmaker[Session], on_commit: Callable[[], None]) -> None:
+        self._sessions = sessions
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def submit(self, items: list[Item], now: datetime) -> asyncio.Future[None]:
+        """Queue ``items``; the returned future (of the running loop) is done once committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Append(items, now, loop, done))
+        return done
+
+    def _take(self, first: _Append) -> tuple[list[_Append], bool]:
+        """``first`` and every append already waiting, up to :data:`WRITE_BATCH` rows."""
+        group, rows, stopping = [first], len(first.items), False
+        while rows < WRITE_BATCH:
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is None:
+                stopping = True
+                break
+            group.append(waiting)
+            rows += len(waiting.items)
+        return group, stopping
+
+    def _write(self, group: list[_Append]) -> None:
+        rows = [{"item": item, "received_at": a.now} for a in group for item in a.items]
+        error: BaseException | None = None
+        try:
+            with session_scope(self._sessions) as session:
+                insert_rows(session, _INBOX, rows)
+        except Exception as exc:
+            log.exception("callback inbox: append of %d callbacks failed", len(rows))
+            error = exc
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Append]] = {}
+        for append in group:
+            by_loop.setdefault(append.loop, []).append(append)
+        for loop, appends in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, appends, error)
+            except RuntimeError:  # that loop is closed: nothing awaits its appends any more
+                continue
+        if error is None:
+            self._on_commit()
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            group, stopping = self._take(first)
+            self._write(group)
+            if stopping:
+                return
+
+
+class Inbox:
+    """The inbox of one web process: its group-commit writer and its applier thread."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._writer = _GroupCommitWriter(sessions, self._wake.set)
+        self._applier = threading.Thread(
+            target=self._apply_forever, name="inbox-applier", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start both threads; the applier first drains what an earlier process left."""
+        self._writer.start()
+        self._applier.start()
+
+    def stop(self) -> None:
+        """Write what is queued, apply what is written, then end both threads."""
+        self._writer.stop()
+        self._stopping.set()
+        self._wake.set()
+        self._applier.join(timeout=30)
+
+    async def append(self, items: list[Item]) -> None:
+        """Return once ``items`` are committed to the inbox (raise if they could not be)."""
+        if items:
+            await self._writer.submit(items, self._clock())
+
+    def _apply_round(self) -> bool:
+        """Apply until less than a full batch is left; False if applying failed."""
+        try:
+            while apply_waiting(self._sessions, self._clock()) == APPLY_BATCH:
+                pass
+        except Exception:
+            # The rows stay in the inbox: nothing is lost, the next round tries again.
+            log.exception("callback inbox: applying failed; retrying")
+            return False
+        return True
+
+    def _apply_forever(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            if not self._apply_round():
+                self._stopping.wait(_RETRY_WAIT_S)
+            elif not self._stopping.wait(_LINGER_S):
+                self._wake.wait(_IDLE_WAIT_S)
+        self._apply_round()  # what was written before the stop

@@ -1,0 +1,126 @@
+"""The callback inbox on a real database: group commit, batch application, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher.inbox import Inbox, apply_waiting, mo_item, report_item
+from dispatcher.models import CallbackInbox, InboundMessage, Message, utcnow
+from dispatcher.reports import Report
+from dispatcher.states import MessageState
+from tests.conftest import Seed
+
+M = MessageState
+NOW = utcnow()
+
+
+def delivered(pid: str) -> dict[str, Any]:
+    return report_item(
+        Report("bytehand", "callback", "DELIVERED", M.DELIVERED, f"{pid}:d", {"message": pid}, pid)
+    )
+
+
+def states(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return list(session.scalars(select(Message.state).order_by(Message.id)))
+
+
+def waiting(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(CallbackInbox)) or 0)
+
+
+def seed_submitted(engine: Engine, seed: Seed, count: int) -> list[str]:
+    _, ids = seed(*[M.SUBMITTED] * count)
+    pids = [f"p{n}" for n in range(count)]
+    with Session(engine) as session:
+        for mid, pid in zip(ids, pids, strict=True):
+            session.get(Message, mid).provider_message_id = pid  # type: ignore[union-attr]
+        session.commit()
+    return pids
+
+
+def test_concurrent_appends_share_one_commit(db_engine: Engine, seed: Seed) -> None:
+    """Nineteen appends queued while a commit runs are written together by the next one."""
+    pids = seed_submitted(db_engine, seed, 20)
+    inserts: list[int] = []
+    all_queued = threading.Event()
+
+    def hold_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO CALLBACK_INBOX"):
+            inserts.append(1)
+            all_queued.wait(10)
+
+    inbox = Inbox(sessionmaker(db_engine))
+    event.listen(db_engine, "before_cursor_execute", hold_first)
+    inbox.start()
+    try:
+
+        async def send_all() -> None:
+            first = asyncio.ensure_future(inbox.append([delivered(pids[0])]))
+            while not inserts:  # the first commit is under way, and held
+                await asyncio.sleep(0.01)
+            rest = [asyncio.ensure_future(inbox.append([delivered(pid)])) for pid in pids[1:]]
+            await asyncio.sleep(0.2)  # every other append is queued behind it
+            all_queued.set()
+            await asyncio.gather(first, *rest)
+
+        asyncio.run(send_all())
+    finally:
+        inbox.stop()
+        event.remove(db_engine, "before_cursor_execute", hold_first)
+    assert len(inserts) == 2
+    assert set(states(db_engine)) == {M.DELIVERED}
+    assert waiting(db_engine) == 0
+
+
+def test_what_a_stopped_process_left_is_applied_at_start(db_engine: Engine, seed: Seed) -> None:
+    """Rows answered but not applied before the web process stopped are applied by the next."""
+    pids = seed_submitted(db_engine, seed, 3)
+    mo = mo_item(
+        provider="bytehand",
+        from_number="+79161234567",
+        to_number="+79990000000",
+        text="STOP",
+        dedup_key="mo:bytehand:1",
+    )
+    rows = [{"item": item, "received_at": NOW} for item in [*map(delivered, pids), mo]]
+    with Session(db_engine) as session:
+        session.execute(insert(CallbackInbox).values(rows))
+        session.commit()
+    inbox = Inbox(sessionmaker(db_engine))
+    inbox.start()
+    inbox.stop()
+    assert states(db_engine) == [M.DELIVERED] * 3
+    with Session(db_engine) as session:
+        assert session.scalar(select(InboundMessage.text)) == "STOP"
+    assert waiting(db_engine) == 0
+
+
+def test_a_failed_application_keeps_the_rows(db_engine: Engine, seed: Seed) -> None:
+    """When applying fails, the claimed rows stay in the inbox and the next round applies them."""
+    pids = seed_submitted(db_engine, seed, 2)
+    with Session(db_engine) as session:
+        rows = [{"item": delivered(pid), "received_at": NOW} for pid in pids]
+        session.execute(insert(CallbackInbox).values(rows))
+        session.commit()
+
+    def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE MESSAGES"):
+            raise RuntimeError("the database refused the write")
+
+    event.listen(db_engine, "before_cursor_execute", fail)
+    try:
+        with pytest.raises(RuntimeError):
+            apply_waiting(sessionmaker(db_engine), NOW)
+    finally:
+        event.remove(db_engine, "before_cursor_execute", fail)
+    assert (waiting(db_engine), states(db_engine)) == (2, [M.SUBMITTED] * 2)
+    assert apply_waiting(sessionmaker(db_engine), NOW) == 2
+    assert states(db_engine) == [M.DELIVERED] * 2
