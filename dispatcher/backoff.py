@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from dispatcher.config import DispatchSettings
 from dispatcher.errors import ProviderUnavailable, RateLimiterUnavailable
 
-__all__ = ["next_poll_at", "poll_deadline", "retry_delay", "short_retry"]
+__all__ = ["next_poll_at", "poll_deadline", "recording_retry", "retry_delay", "short_retry"]
 
 
 def retry_delay(
@@ -62,6 +63,25 @@ def short_retry(
         retry=retry_if_exception_type((ProviderUnavailable, RateLimiterUnavailable)),
         wait=wait_random_exponential(multiplier=0.1, max=max(settings.short_wait_s / 2, 0.1)),
         stop=stop_after_delay(settings.short_wait_s),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def recording_retry(
+    settings: DispatchSettings, *, sleep: Callable[[float], None] = time.sleep
+) -> Retrying:
+    """In-process retries for writing a provider's answer to the database.
+
+    Once a provider has answered, the answer exists only in this process: a redelivered task
+    claims nothing (its rows are no longer ``queued``), so retrying the task would lose it.
+    The database being unreachable or busy is retried (a lost connection, a locked SQLite, a
+    failover), with jittered waits up to 2 s, for ``record_patience_s`` in all.
+    """
+    return Retrying(
+        retry=retry_if_exception_type((OperationalError, InterfaceError)),
+        wait=wait_random_exponential(multiplier=0.05, max=2.0),
+        stop=stop_after_delay(settings.record_patience_s),
         sleep=sleep,
         reraise=True,
     )

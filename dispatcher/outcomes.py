@@ -48,6 +48,8 @@ class Outcomes:
     retries: list[Retry] = dataclasses.field(default_factory=list)
     in_doubt: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     pause_reason: str | None = None
+    attempts: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Message id → the attempt the answer belongs to: recordings are fenced on it."""
 
 
 def _reason(error: DispatcherError) -> str:
@@ -98,7 +100,7 @@ def plan_outcomes(
     """Sort recipients by their answer: one per recipient, or one error for the whole call."""
     if not isinstance(answers, DispatcherError) and len(answers) != len(claimed):
         raise ValueError(f"{len(answers)} answers for {len(claimed)} recipients")
-    outcomes = Outcomes()
+    outcomes = Outcomes(attempts={message.id: message.attempts for message in claimed})
     for index, message in enumerate(claimed):
         answer = answers if isinstance(answers, DispatcherError) else answers[index]
         _add(outcomes, message, answer, now=now, settings=settings, rand=rand)

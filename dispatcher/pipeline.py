@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dispatcher import campaigns, claims, tracking
-from dispatcher.backoff import short_retry
+from dispatcher.backoff import recording_retry, short_retry
 from dispatcher.claims import ClaimedMessage
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
 from dispatcher.db import session_scope
@@ -119,19 +120,52 @@ def _claim(
         return campaign, claims.claim_for_send(session, message_ids, now)
 
 
-def _record(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+def _write_outcomes(runtime: Runtime, outcomes: Outcomes) -> None:
     now = utcnow()
     poll_at = now + runtime.settings.dispatch.poll_after
+    fence = outcomes.attempts
     with session_scope(runtime.sessions) as session:
-        claims.record_submitted(session, outcomes.submitted, now, poll_at)
-        claims.record_failed(session, outcomes.rejected, now, transient=False)
-        claims.record_failed(session, outcomes.exhausted, now, transient=True)
-        claims.record_retry(session, outcomes.retries, now)
-        for message_id, reason in outcomes.in_doubt:
-            claims.record_in_doubt(session, [message_id], reason, now)
-        if outcomes.pause_reason is not None:
-            log.error("campaign %s paused: %s", campaign_id, outcomes.pause_reason)
-            campaigns.pause_for(session, campaign_id, outcomes.pause_reason, now)
+        claims.record_submitted(session, outcomes.submitted, now, poll_at, attempts=fence)
+        claims.record_failed(session, outcomes.rejected, now, transient=False, attempts=fence)
+        claims.record_failed(session, outcomes.exhausted, now, transient=True, attempts=fence)
+        claims.record_retry(session, outcomes.retries, now, attempts=fence)
+        claims.record_in_doubt(session, outcomes.in_doubt, now, attempts=fence)
+
+
+def _record(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+    """Keep a provider's answer: it exists nowhere else once the provider has answered.
+
+    The recording is retried in process (:func:`dispatcher.backoff.recording_retry`); a
+    redelivered task would claim nothing and the answer would be gone. Pausing the campaign is a
+    separate step after it that never raises, so it cannot undo the recording. When the
+    database stays away past the patience, the accepted ``(message id, provider id)`` pairs go
+    to the log at WARNING for ops to reconcile; the rows stay ``sending`` and the sweeper makes
+    them in doubt, so they are never resent blindly.
+    """
+    try:
+        recording_retry(runtime.settings.dispatch)(_write_outcomes, runtime, outcomes)
+    except SQLAlchemyError as error:
+        accepted = " ".join(f"{mid}={pid}" for mid, pid in outcomes.submitted)
+        log.warning(
+            "campaign %s: answer not recorded (%s); accepted (message id=provider id): %s",
+            campaign_id,
+            error.__class__.__name__,
+            accepted or "none",
+        )
+    if outcomes.pause_reason is not None:
+        _pause(runtime, campaign_id, outcomes.pause_reason)
+
+
+def _pause(runtime: Runtime, campaign_id: int, reason: str) -> None:
+    """Pause for an account problem; if the database refuses, the next send finds it again."""
+    try:
+        with session_scope(runtime.sessions) as session:
+            paused = campaigns.pause_for(session, campaign_id, reason, utcnow())
+    except SQLAlchemyError as error:
+        log.warning("campaign %s not paused (%s): %s", campaign_id, error, reason)
+        return
+    if paused:
+        log.error("campaign %s paused: %s", campaign_id, reason)
 
 
 def _call(

@@ -1,0 +1,174 @@
+"""The dispatch use cases against the simulators over HTTP, on a real database and Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import Engine, event, select
+from sqlalchemy.exc import OperationalError
+
+from dispatcher import pipeline
+from dispatcher.config import load_settings
+from dispatcher.db import session_scope
+from dispatcher.models import Campaign, Message
+from dispatcher.runtime import Runtime
+from dispatcher.sandbox import (
+    ByteHandConfig,
+    Lifecycle,
+    RunningServer,
+    TimeToChatConfig,
+    create_bytehand_app,
+    create_timetochat_app,
+    serve_in_thread,
+)
+from dispatcher.states import MessageState
+from tests.conftest import insert_campaign
+
+M = MessageState
+SLOW = Lifecycle(sent_after_s=30, final_after_s=60)
+"""Messages stay as accepted for the length of a test: only the send is looked at."""
+
+
+@dataclasses.dataclass
+class Simulators:
+    bytehand: Any
+    timetochat: Any
+    bytehand_url: str
+    timetochat_url: str
+
+
+@pytest.fixture(scope="module")
+def simulators() -> Iterator[Simulators]:
+    """One simulator of each provider, served in this process; reset before each test."""
+    bytehand = create_bytehand_app(ByteHandConfig(lifecycle=SLOW))
+    timetochat = create_timetochat_app(TimeToChatConfig(lifecycle=SLOW))
+    servers: list[RunningServer] = [serve_in_thread(bytehand), serve_in_thread(timetochat)]
+    try:
+        yield Simulators(
+            bytehand.state.sandbox,
+            timetochat.state.sandbox,
+            servers[0].url,
+            f"{servers[1].url}/mug/api/V1",
+        )
+    finally:
+        for server in servers:
+            server.stop()
+
+
+RuntimeFactory = Callable[..., Runtime]
+
+
+@pytest.fixture
+def make_runtime(
+    db_url: str, redis_url: str, simulators: Simulators, tmp_path: Path
+) -> Iterator[RuntimeFactory]:
+    """Runtimes on the test database, Redis and simulators; ``env`` overrides variables and
+    ``dispatch`` fields of the settings."""
+    simulators.bytehand.reset()
+    simulators.timetochat.reset()
+    redis.Redis.from_url(redis_url).flushdb()
+    made: list[Runtime] = []
+
+    def make(env: dict[str, str] | None = None, **dispatch: Any) -> Runtime:
+        variables = {
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "DISPATCHER_STATE_DIR": str(tmp_path),
+            "DISPATCHER_BYTEHAND_URL": simulators.bytehand_url,
+            "DISPATCHER_BYTEHAND_ID": "1000",
+            "DISPATCHER_BYTEHAND_KEY": "sandbox-bytehand-key-0123456789",
+            "DISPATCHER_TIMETOCHAT_URL": simulators.timetochat_url,
+            "DISPATCHER_TIMETOCHAT_SERVICE_ID": "123456",
+            "DISPATCHER_TIMETOCHAT_PASSWORD": "sandbox-password",
+        } | (env or {})
+        settings = load_settings(variables)
+        settings = dataclasses.replace(
+            settings, dispatch=dataclasses.replace(settings.dispatch, **dispatch)
+        )
+        runtime = Runtime(settings)
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:
+        runtime.close()
+
+
+def queued_campaign(runtime: Runtime, count: int, **campaign: Any) -> tuple[int, list[int]]:
+    """A running campaign whose ``count`` recipients (each to be delivered, by the simulators'
+    rules) the feeder has queued."""
+    columns = {"provider": "bytehand", "sender": "SMSINFO"} | campaign
+    if columns["provider"] == "timetochat" and columns["sender"] == "SMSINFO":
+        columns["sender"] = "0938000001"
+    with session_scope(runtime.sessions) as session:
+        return insert_campaign(
+            session,
+            [{"state": M.QUEUED, "phone": f"+33612345{n:03d}"} for n in range(1, count + 1)],
+            **columns,
+        )
+
+
+def rows(runtime: Runtime, ids: list[int]) -> list[Message]:
+    with runtime.sessions() as session:
+        return list(
+            session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id))
+        )
+
+
+def campaign_row(runtime: Runtime, campaign_id: int) -> Campaign:
+    with runtime.sessions() as session:
+        found = session.get(Campaign, campaign_id)
+        assert found is not None
+        return found
+
+
+def refuse_writes(engine: Engine, times: int) -> list[str]:
+    """The database refuses the next ``times`` recordings of an accepted send (as a lost
+    connection or a locked SQLite would); returns the refused statements as they happen."""
+    refused: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        recording = statement.lstrip().upper().startswith("UPDATE")
+        if recording and "provider_message_id" in statement and len(refused) < times:
+            refused.append(statement)
+            raise OperationalError(statement, params, Exception("database refuses writes"))
+
+    event.listen(engine, "before_cursor_execute", before)
+    return refused
+
+
+def test_an_accepted_send_is_recorded_through_database_refusals(
+    make_runtime: RuntimeFactory, simulators: Simulators
+) -> None:
+    """The database refusing the recording twice after the provider accepted loses nothing."""
+    runtime = make_runtime()
+    campaign_id, ids = queued_campaign(runtime, 3)
+    refused = refuse_writes(runtime.engine, times=2)
+    assert pipeline.send_bytehand_batch(runtime, campaign_id, ids) == 3
+    assert len(refused) == 2
+    accepted = {entry.to: entry.id for entry in simulators.bytehand.ledger}
+    assert [(m.state, m.provider_message_id) for m in rows(runtime, ids)] == [
+        (M.SUBMITTED, accepted[m.phone]) for m in rows(runtime, ids)
+    ]
+
+
+def test_an_answer_the_database_never_takes_is_logged_for_ops(
+    make_runtime: RuntimeFactory, simulators: Simulators, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the patience, every accepted (message id, provider id) pair is logged at WARNING."""
+    runtime = make_runtime(record_patience_s=0.0)
+    campaign_id, ids = queued_campaign(runtime, 2)
+    refuse_writes(runtime.engine, times=1000)
+    with caplog.at_level(logging.WARNING, logger="dispatcher.pipeline"):
+        pipeline.send_bytehand_batch(runtime, campaign_id, ids)
+    [line] = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+    by_phone = {m.phone: m.id for m in rows(runtime, ids)}
+    for entry in simulators.bytehand.ledger:
+        assert f"{by_phone[entry.to]}={entry.id}" in line
+    assert [m.state for m in rows(runtime, ids)] == [M.SENDING, M.SENDING]
