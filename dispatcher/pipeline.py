@@ -201,7 +201,8 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
 
 
 def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
-    """Send one TimeToChat message, carrying our ``extRef`` so any report can find it."""
+    """Send one TimeToChat message, carrying our ``extRef`` and the attempt so any report can
+    find it."""
     with runtime.limiter(TIMETOCHAT).reserved("send"):
         campaign, claimed = _claim(runtime, campaign_id, [message_id])
         if campaign is None or not claimed:
@@ -211,7 +212,7 @@ def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
             to=message.phone,
             sender=campaign.sender,
             text=message.text,
-            ext_ref=message.ext_ref,
+            ext_ref=tracking.attempt_ref(message.ext_ref, message.attempts),
             validity=campaign.validity,
             unicode=message.encoding == "UCS-2",
         )

@@ -29,9 +29,11 @@ __all__ = [
     "Applied",
     "Report",
     "apply_report",
+    "attempt_ref",
     "bounded_key",
     "claim_due_polls",
     "record_poll_silence",
+    "split_attempt_ref",
     "store_inbound",
 ]
 
@@ -71,9 +73,26 @@ def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, 
     return session.execute(statement).first() is not None
 
 
+def attempt_ref(ext_ref: str, attempt: int) -> str:
+    """The extRef sent with one attempt of a message: its own ref and the attempt number, so a
+    late report of an earlier attempt is never taken for the attempt now in flight."""
+    return f"{ext_ref}.{attempt}"
+
+
+def split_attempt_ref(ref: str) -> tuple[str, int | None]:
+    """``(message ext_ref, attempt)`` of a reported extRef; ``None``: sent without an attempt."""
+    base, _, attempt = ref.rpartition(".")
+    if base and attempt.isdigit():
+        return base, int(attempt)
+    return ref, None
+
+
 def _find(session: Session, report: Report) -> Message | None:
     if report.ext_ref:
-        found = session.scalars(select(Message).where(Message.ext_ref == report.ext_ref)).first()
+        ext_ref, attempt = split_attempt_ref(report.ext_ref)
+        found = session.scalars(select(Message).where(Message.ext_ref == ext_ref)).first()
+        if found is not None and attempt is not None and found.attempts != attempt:
+            return None  # an earlier attempt's report: it says nothing of the one in flight
         if found is not None:
             return found
     if report.provider_message_id:
@@ -171,7 +190,7 @@ def store_inbound(
     if reply_to_ext_ref or reply_to_provider_id:
         conditions = []
         if reply_to_ext_ref:
-            conditions.append(Message.ext_ref == reply_to_ext_ref)
+            conditions.append(Message.ext_ref == split_attempt_ref(reply_to_ext_ref)[0])
         if reply_to_provider_id:
             # A provider id is unique only within its provider (as _find matches reports).
             conditions.append(

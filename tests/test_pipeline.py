@@ -172,3 +172,14 @@ def test_an_answer_the_database_never_takes_is_logged_for_ops(
     for entry in simulators.bytehand.ledger:
         assert f"{by_phone[entry.to]}={entry.id}" in line
     assert [m.state for m in rows(runtime, ids)] == [M.SENDING, M.SENDING]
+
+
+def test_a_timetochat_send_names_its_attempt_in_the_ext_ref(
+    make_runtime: RuntimeFactory, simulators: Simulators
+) -> None:
+    """The extRef TimeToChat echoes in its reports is the message's ref and attempt."""
+    runtime = make_runtime()
+    campaign_id, [mid] = queued_campaign(runtime, 1, provider="timetochat")
+    assert pipeline.send_timetochat(runtime, campaign_id, mid) == 1
+    [message] = rows(runtime, [mid])
+    assert [entry.ext_ref for entry in simulators.timetochat.ledger] == [f"{message.ext_ref}.1"]

@@ -17,9 +17,11 @@ from dispatcher.tracking import (
     Applied,
     Report,
     apply_report,
+    attempt_ref,
     bounded_key,
     claim_due_polls,
     record_poll_silence,
+    split_attempt_ref,
     store_inbound,
 )
 from tests.conftest import Seed
@@ -132,6 +134,34 @@ def test_ext_ref_settles_an_in_doubt_message(db_engine: Engine, seed: Seed) -> N
     message = fetch(db_engine, mid)
     assert (message.state, message.provider_message_id) == (M.DELIVERED, "t9")
     assert message.submitted_at == NOW
+
+
+def test_a_report_of_the_attempt_in_flight_settles_it(db_engine: Engine, seed: Seed) -> None:
+    """An extRef naming the message's current attempt settles the send it was made for."""
+    _, [mid] = seed(M.IN_DOUBT, attempts=2, campaign={"provider": "timetochat"})
+    ref = attempt_ref("ref-0", 2)
+    result = apply(db_engine, report(M.DELIVERED, ext_ref=ref, pid="t9", provider="timetochat"))
+    assert result == [Applied.APPLIED]
+    assert fetch(db_engine, mid).state == M.DELIVERED
+
+
+def test_a_late_report_of_an_earlier_attempt_leaves_the_current_one(
+    db_engine: Engine, seed: Seed
+) -> None:
+    """A report of attempt 1 arriving while attempt 2 is being sent does not settle it."""
+    _, [mid] = seed(M.SENDING, attempts=2, campaign={"provider": "timetochat"})
+    ref = attempt_ref("ref-0", 1)
+    result = apply(db_engine, report(M.DELIVERED, ext_ref=ref, pid="t1", provider="timetochat"))
+    assert result == [Applied.UNKNOWN_MESSAGE]
+    message = fetch(db_engine, mid)
+    assert (message.state, message.provider_message_id) == (M.SENDING, None)
+
+
+def test_split_attempt_ref_reads_what_attempt_ref_wrote() -> None:
+    """Refs with and without an attempt read back; a ref without one names no attempt."""
+    assert split_attempt_ref(attempt_ref("c12-5", 3)) == ("c12-5", 3)
+    assert split_attempt_ref("c12-5") == ("c12-5", None)
+    assert split_attempt_ref("v1.x") == ("v1.x", None)
 
 
 def test_report_keeps_the_provider_id_we_already_have(db_engine: Engine, seed: Seed) -> None:
