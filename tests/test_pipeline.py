@@ -13,10 +13,10 @@ import redis
 from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import OperationalError
 
-from dispatcher import pipeline
+from dispatcher import campaigns, pipeline
 from dispatcher.config import load_settings
 from dispatcher.db import session_scope
-from dispatcher.models import Campaign, Message
+from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.sandbox import (
     ByteHandConfig,
@@ -27,7 +27,7 @@ from dispatcher.sandbox import (
     create_timetochat_app,
     serve_in_thread,
 )
-from dispatcher.states import MessageState
+from dispatcher.states import CampaignState, MessageState
 from tests.conftest import insert_campaign
 
 M = MessageState
@@ -183,3 +183,69 @@ def test_a_timetochat_send_names_its_attempt_in_the_ext_ref(
     assert pipeline.send_timetochat(runtime, campaign_id, mid) == 1
     [message] = rows(runtime, [mid])
     assert [entry.ext_ref for entry in simulators.timetochat.ledger] == [f"{message.ext_ref}.1"]
+
+
+def feed_and_send(runtime: Runtime) -> int:
+    """One feeder tick and every send task it enqueued, run here; recipients submitted."""
+    tasks: list[tuple[str, int, list[list[int]]]] = []
+    pipeline.feed(runtime, lambda provider, cid, batches: tasks.append((provider, cid, batches)))
+    return sum(
+        send(runtime, provider, campaign_id, batch)
+        for provider, campaign_id, batches in tasks
+        for batch in batches
+    )
+
+
+def send(runtime: Runtime, provider: str, campaign_id: int, ids: list[int]) -> int:
+    """Run the send tasks of one batch of claimed recipients; how many were submitted."""
+    if provider == "bytehand":
+        return pipeline.send_bytehand_batch(runtime, campaign_id, ids)
+    return sum(pipeline.send_timetochat(runtime, campaign_id, mid) for mid in ids)
+
+
+def resume(runtime: Runtime, campaign_id: int) -> None:
+    with session_scope(runtime.sessions) as session:
+        campaigns.resume(session, campaign_id, utcnow())
+
+
+@pytest.mark.parametrize(
+    ("provider", "wrong", "reason"),
+    [
+        ("bytehand", {"DISPATCHER_BYTEHAND_KEY": "not-the-key-0123"}, "bytehand:2 "),
+        ("bytehand", {"DISPATCHER_BYTEHAND_ID": "999999"}, "bytehand:2 "),
+        ("timetochat", {"DISPATCHER_TIMETOCHAT_SERVICE_ID": "999999"}, "AUTHENTICATION_FAILED"),
+        ("timetochat", {"DISPATCHER_TIMETOCHAT_SERVICE_ID": ""}, "timetochat:NOT_FOUND"),
+    ],
+    ids=["bytehand-key", "bytehand-id", "timetochat-service", "timetochat-no-service"],
+)
+def test_wrong_credentials_pause_the_campaign_and_fail_no_one(
+    make_runtime: RuntimeFactory, provider: str, wrong: dict[str, str], reason: str
+) -> None:
+    """An account the provider does not know pauses with the reason; resumed with the right
+    credentials, every recipient is sent."""
+    misconfigured = make_runtime(wrong)
+    campaign_id, ids = queued_campaign(misconfigured, 3, provider=provider)
+    assert send(misconfigured, provider, campaign_id, ids) == 0
+    paused = campaign_row(misconfigured, campaign_id)
+    assert paused.state == CampaignState.PAUSED
+    assert paused.pause_reason is not None and reason in paused.pause_reason
+    assert {m.state for m in rows(misconfigured, ids)} <= {M.PENDING, M.QUEUED}
+    fixed = make_runtime()
+    resume(fixed, campaign_id)
+    assert feed_and_send(fixed) == 3
+    assert {m.state for m in rows(fixed, ids)} == {M.SUBMITTED}
+
+
+def test_a_refused_bytehand_sender_pauses_and_keeps_recipients_retryable(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """ByteHand code 10 is the campaign's sender: paused with the reason, nobody failed."""
+    runtime = make_runtime()
+    campaign_id, ids = queued_campaign(runtime, 3, sender="REFUSED")
+    assert pipeline.send_bytehand_batch(runtime, campaign_id, ids) == 0
+    paused = campaign_row(runtime, campaign_id)
+    assert (paused.state, paused.pause_reason) == (
+        CampaignState.PAUSED,
+        "bytehand:10 Invalid message sender.",
+    )
+    assert [m.state for m in rows(runtime, ids)] == [M.PENDING] * 3
