@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dispatcher.backoff import next_poll_at, poll_deadline
+from dispatcher.constants import TIMETOCHAT
 from dispatcher.models import Campaign, InboundMessage, Message, StatusEvent
 from dispatcher.states import FINAL_MESSAGE_STATES, MessageState, report_applies
 
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 M = MessageState
+
+PROVIDERS_WITH_VALIDITY = frozenset({TIMETOCHAT})
+"""Providers sent the campaign's validity, past which they stop trying to deliver."""
 
 
 class Applied(enum.StrEnum):
@@ -259,19 +263,21 @@ def record_poll_silence(
 ) -> None:
     """After a poll that brought no final news: poll again later, or give up at the deadline.
 
-    Past the deadline a message still in flight is final: ``expired`` when the campaign's
-    validity has passed (the provider will not deliver it any more), else ``unknown``.
+    Past the deadline a message still in flight is final as ``unknown``: it was handed over, so
+    only its provider may say it expired. The deadline is ``deadline`` after submission, or the
+    campaign's validity when the provider was given it (TimeToChat's ``validityDate``); ByteHand
+    has no validity parameter, so its messages are still at the operator when it passes.
     """
     rows = session.execute(
-        select(Message, Campaign.validity)
+        select(Message, Campaign.validity, Campaign.provider)
         .join(Campaign)
         .where(Message.id.in_(message_ids), Message.state.in_((M.SUBMITTED, M.SENT)))
     ).all()
-    for message, validity in rows:
+    for message, validity, provider in rows:
         submitted = message.submitted_at or now
-        if now >= poll_deadline(submitted, validity, default=deadline):
-            final = M.EXPIRED if validity is not None and now >= validity else M.UNKNOWN
-            values: dict[str, Any] = {"state": final, "final_at": now, "next_poll_at": None}
+        handed_validity = validity if provider in PROVIDERS_WITH_VALIDITY else None
+        if now >= poll_deadline(submitted, handed_validity, default=deadline):
+            values: dict[str, Any] = {"state": M.UNKNOWN, "final_at": now, "next_poll_at": None}
         else:
             values = {
                 "polls": message.polls + 1,

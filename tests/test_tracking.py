@@ -306,12 +306,28 @@ def test_poll_silence_at_the_deadline_is_unknown(db_engine: Engine, seed: Seed) 
     assert (message.state, message.final_at, message.next_poll_at) == (M.UNKNOWN, NOW, None)
 
 
-def test_poll_silence_after_validity_is_expired(db_engine: Engine, seed: Seed) -> None:
-    """Silent past the campaign's validity, a message is final as expired."""
+def test_poll_silence_after_validity_is_unknown_not_expired(db_engine: Engine, seed: Seed) -> None:
+    """A TimeToChat message silent past its validity was handed over: unknown, not expired."""
     validity = NOW - timedelta(minutes=1)
-    _, [mid] = seed(M.SUBMITTED, submitted_at=NOW, campaign={"validity": validity})
+    campaign = {"validity": validity, "provider": "timetochat"}
+    _, [mid] = seed(M.SUBMITTED, submitted_at=NOW, campaign=campaign)
     message = silence(db_engine, mid)
-    assert (message.state, message.final_at) == (M.EXPIRED, NOW)
+    assert (message.state, message.final_at) == (M.UNKNOWN, NOW)
+
+
+def test_a_bytehand_message_is_polled_past_the_validity(db_engine: Engine, seed: Seed) -> None:
+    """ByteHand never got the validity: its message is still at the operator, still polled."""
+    validity = NOW - timedelta(minutes=1)
+    _, [mid] = seed(M.SENT, submitted_at=NOW, next_poll_at=NOW, campaign={"validity": validity})
+    message = silence(db_engine, mid)
+    assert (message.state, message.polls) == (M.SENT, 1)
+
+
+def test_a_delivery_after_we_expired_the_message_applies(db_engine: Engine, seed: Seed) -> None:
+    """A DELIVERED arriving after the message expired on our side is kept."""
+    _, [mid] = seed(M.EXPIRED, provider_message_id="p1", final_at=NOW)
+    assert apply(db_engine, report(M.DELIVERED, pid="p1")) == [Applied.APPLIED]
+    assert fetch(db_engine, mid).state == M.DELIVERED
 
 
 def test_poll_silence_before_validity_keeps_polling(db_engine: Engine, seed: Seed) -> None:
