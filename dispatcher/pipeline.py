@@ -57,6 +57,20 @@ def _window(runtime: Runtime, provider: str) -> int:
     return min(dispatch.feed_window * per_call, dispatch.calls_per_second * per_call * 3)
 
 
+PROVIDERS_HOLDING_SEND_AFTER = frozenset({BYTEHAND})
+"""Providers that take a ``send_after`` and hold the messages themselves (ByteHand's
+parameter); for the others (TimeToChat has none) the feeder holds the campaign until then."""
+
+
+def _held(campaign: Campaign, now: datetime) -> bool:
+    """Whether the campaign's messages must wait here for its ``send_after``."""
+    return (
+        campaign.provider not in PROVIDERS_HOLDING_SEND_AFTER
+        and campaign.send_after is not None
+        and campaign.send_after > now
+    )
+
+
 def _batches(ids: list[int], size: int) -> list[list[int]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
@@ -72,6 +86,8 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
             select(Campaign).where(Campaign.state == CampaignState.RUNNING)
         ).all()
     for campaign in running:
+        if _held(campaign, now):
+            continue
         with session_scope(runtime.sessions) as session:
             _expire_unsent(session, campaign, now)
             room = _window(runtime, campaign.provider) - claims.in_flight(session, campaign.id)
@@ -107,11 +123,12 @@ def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:
 def _claim(
     runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
 ) -> tuple[Campaign | None, list[ClaimedMessage]]:
-    """Take the task's recipients, unless the campaign is paused, cancelled or expired."""
+    """Take the task's recipients, unless the campaign is paused, cancelled, expired or held
+    until its ``send_after``."""
     now = utcnow()
     with session_scope(runtime.sessions) as session:
         campaign = session.get(Campaign, campaign_id)
-        if campaign is None or campaign.state != CampaignState.RUNNING:
+        if campaign is None or campaign.state != CampaignState.RUNNING or _held(campaign, now):
             claims.release(session, message_ids, now)
             return None, []
         if campaign.validity is not None and campaign.validity <= now:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.exc import OperationalError
 
 from dispatcher import campaigns, pipeline
@@ -249,3 +250,28 @@ def test_a_refused_bytehand_sender_pauses_and_keeps_recipients_retryable(
         "bytehand:10 Invalid message sender.",
     )
     assert [m.state for m in rows(runtime, ids)] == [M.PENDING] * 3
+
+
+def test_a_timetochat_campaign_waits_for_its_send_after(
+    make_runtime: RuntimeFactory, simulators: Simulators
+) -> None:
+    """TimeToChat has no send_after: the feeder sends nothing before it and everything after."""
+    runtime = make_runtime()
+    later = utcnow() + timedelta(minutes=1)
+    with session_scope(runtime.sessions) as session:
+        campaign_id, ids = insert_campaign(
+            session,
+            [{"state": M.PENDING, "phone": f"+33612345{n:03d}"} for n in range(1, 4)],
+            provider="timetochat",
+            sender="0938000001",
+            send_after=later,
+        )
+    assert feed_and_send(runtime) == 0
+    assert list(simulators.timetochat.ledger) == []
+    assert [m.state for m in rows(runtime, ids)] == [M.PENDING] * 3
+    with session_scope(runtime.sessions) as session:  # the minute has passed
+        session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(send_after=utcnow())
+        )
+    assert feed_and_send(runtime) == 3
+    assert len(list(simulators.timetochat.ledger)) == 3
