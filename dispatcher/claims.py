@@ -51,11 +51,13 @@ class ClaimedMessage:
 
 @dataclasses.dataclass(frozen=True)
 class Retry:
-    """A recipient to try again later, or to fail if it has no attempts left."""
+    """A recipient to try again later, or to fail if it has no attempts left. ``refund``: the
+    attempt is given back (the call never left for a reason that is ours, not the provider's)."""
 
     id: int
     reason: str
     not_before: datetime
+    refund: bool = False
 
 
 def _ids(result: Any) -> list[int]:
@@ -169,14 +171,14 @@ def _bulk(
     session: Session,
     target: MessageState,
     rows: list[dict[str, Any]],
-    attempts: Mapping[int, int],
+    fence: Mapping[int, int],
     *,
     sources: frozenset[MessageState] | None = None,
     **values: Any,
 ) -> int:
     """Per-row values for many messages, each moved only from ``sources`` (default: every
     state allowed to reach ``target``) and only while it is still at the attempt its sender
-    claimed; returns how many rows were updated.
+    claimed (``fence``: message id → attempt); returns how many rows were updated.
 
     The attempt fences out a stale sender: a worker whose send was made in doubt, resent by ops
     and claimed again by another worker must not move the new attempt's row with its late
@@ -197,7 +199,7 @@ def _bulk(
         )
         .values(state=target, **values)
     )
-    fenced = [row | {"claimed": attempts[row["mid"]]} for row in rows]
+    fenced = [row | {"claimed": fence[row["mid"]]} for row in rows]
     result = session.connection().execute(statement, fenced)
     return result.rowcount if isinstance(result, CursorResult) else len(rows)
 
@@ -254,7 +256,10 @@ def record_retry(
     session: Session, retries: Sequence[Retry], now: datetime, *, attempts: Mapping[int, int]
 ) -> int:
     """Nothing reached the provider: back to ``pending``, claimable again after ``not_before``."""
-    rows = [{"mid": r.id, "reason": r.reason, "nb": r.not_before} for r in retries]
+    rows = [
+        {"mid": r.id, "reason": r.reason, "nb": r.not_before, "refund": int(r.refund)}
+        for r in retries
+    ]
     # Only the sender's own claim (or the in-doubt the sweeper made of it: the worker knows
     # nothing went out). sources_of(PENDING) would also revive queued and failed messages.
     return _bulk(
@@ -265,6 +270,7 @@ def record_retry(
         sources=frozenset({M.SENDING, M.IN_DOUBT}),
         last_error=bindparam("reason"),
         not_before=bindparam("nb"),
+        attempts=Message.__table__.c.attempts - bindparam("refund"),
         updated_at=now,
     )
 

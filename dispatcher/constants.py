@@ -12,6 +12,7 @@ __all__ = [
     "QUEUE_SEND_BYTEHAND",
     "QUEUE_SEND_TIMETOCHAT",
     "QUEUE_STATUS",
+    "REDIS_CLIENT_OPTIONS",
     "SWEEP_S",
     "TICK_S",
     "TIMETOCHAT",
@@ -30,6 +31,15 @@ QUEUE_STATUS: Final = "status"
 QUEUE_DEFAULT: Final = "default"
 
 REDIS_PREFIX: Final = "dispatcher"
+
+REDIS_CLIENT_OPTIONS: Final = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 5.0,
+    "health_check_interval": 15,
+}
+"""Every Redis client of ours (runtime, token cache, limiter): a Redis that stops answering
+without refusing must raise within seconds, not hang a thread (possibly one holding a
+provider's answer). No command we send blocks on the server for long (the token lock polls)."""
 
 TICK_S: Final = 1.0
 """Beat: start due campaigns and top up running ones."""

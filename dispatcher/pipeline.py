@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import TypeVar
 
@@ -195,9 +196,25 @@ def _call(
         return error
 
 
+def _reserve(runtime: Runtime, provider: str, stack: ExitStack, message_ids: Sequence[int]) -> bool:
+    """A slot of the provider's budget, held by ``stack``, before claiming. Without one (the
+    limiter is down) the task's recipients go back to the feeder unclaimed: the outage costs
+    time, never an attempt."""
+    try:
+        stack.enter_context(runtime.limiter(provider).reserved("send"))
+    except RateLimiterUnavailable as error:
+        log.warning("no %s send slot, %d back to pending: %s", provider, len(message_ids), error)
+        with session_scope(runtime.sessions) as session:
+            claims.release(session, message_ids, utcnow())
+        return False
+    return True
+
+
 def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> int:
     """Send one ``send_multi`` batch; each recipient succeeds, fails or retries on its own."""
-    with runtime.limiter(BYTEHAND).reserved("send"):
+    with ExitStack() as stack:
+        if not _reserve(runtime, BYTEHAND, stack, message_ids):
+            return 0
         campaign, claimed = _claim(runtime, campaign_id, message_ids)
         if campaign is None or not claimed:
             return 0
@@ -220,7 +237,9 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
 def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
     """Send one TimeToChat message, carrying our ``extRef`` and the attempt so any report can
     find it."""
-    with runtime.limiter(TIMETOCHAT).reserved("send"):
+    with ExitStack() as stack:
+        if not _reserve(runtime, TIMETOCHAT, stack, [message_id]):
+            return 0
         campaign, claimed = _claim(runtime, campaign_id, [message_id])
         if campaign is None or not claimed:
             return 0

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings, load_settings
-from dispatcher.constants import BYTEHAND, TIMETOCHAT, limiter_key
+from dispatcher.constants import BYTEHAND, REDIS_CLIENT_OPTIONS, TIMETOCHAT, limiter_key
 from dispatcher.db import make_engine
 from dispatcher.embedded import ensure_embedded_redis
 from dispatcher.providers.base import build_http_client
@@ -54,7 +54,7 @@ class Runtime:
 
     @functools.cached_property
     def redis(self) -> redis.Redis[Any]:
-        return redis.Redis.from_url(self.redis_url)
+        return redis.Redis.from_url(self.redis_url, **REDIS_CLIENT_OPTIONS)
 
     @functools.cached_property
     def http(self) -> httpx.Client:

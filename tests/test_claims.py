@@ -433,3 +433,17 @@ def test_a_stale_senders_answer_cannot_settle_the_next_attempt(
         assert record_in_doubt(session, [(ids[1], "timeout")], NOW, attempts=stale) == 0
         session.commit()
     assert states(db_engine, ids) == [M.SENDING, M.SENDING]
+
+
+def test_a_refunded_retry_gives_the_attempt_back(db_engine: Engine, seed: Seed) -> None:
+    """A retry the limiter caused leaves the attempts as they were before the claim."""
+    _, ids = seed(M.QUEUED, M.QUEUED, queued_at=NOW)
+    with Session(db_engine) as session:
+        claimed = {m.id: m.attempts for m in claim_for_send(session, ids, NOW)}
+        retries = [Retry(ids[0], "limiter down", NOW, refund=True), Retry(ids[1], "busy", NOW)]
+        assert record_retry(session, retries, NOW, attempts=claimed) == 2
+        session.commit()
+    assert [(m.state, m.attempts) for m in fetch(db_engine, ids)] == [
+        (M.PENDING, 0),
+        (M.PENDING, 1),
+    ]

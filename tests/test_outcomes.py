@@ -109,6 +109,21 @@ def test_limiter_reason_is_its_text() -> None:
     assert retry.reason == "redis down"
 
 
+def test_a_limiter_outage_never_exhausts_a_recipient() -> None:
+    """On its last attempt, a recipient the limiter stopped is retried with the attempt back."""
+    error = RateLimiterUnavailable("redis down")
+    outcomes = plan([claimed(1, attempts=SETTINGS.max_attempts)], [error])
+    assert not outcomes.exhausted
+    [retry] = outcomes.retries
+    assert retry.refund and retry.not_before > NOW
+
+
+def test_a_provider_retry_keeps_its_attempt() -> None:
+    """A provider's transient error is counted: only our own outage is given back."""
+    [retry] = plan([claimed(1)], [unavailable()]).retries
+    assert not retry.refund
+
+
 def test_retry_honors_retry_after() -> None:
     """The provider's Retry-After is a floor, even above the backoff cap."""
     [retry] = plan([claimed(1)], [unavailable(retry_after=120.0)]).retries

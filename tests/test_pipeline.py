@@ -14,9 +14,10 @@ import redis
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.exc import OperationalError
 
-from dispatcher import campaigns, pipeline
+from dispatcher import campaigns, claims, pipeline
 from dispatcher.config import load_settings
 from dispatcher.db import session_scope
+from dispatcher.embedded import free_port
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.sandbox import (
@@ -275,3 +276,19 @@ def test_a_timetochat_campaign_waits_for_its_send_after(
         )
     assert feed_and_send(runtime) == 3
     assert len(list(simulators.timetochat.ledger)) == 3
+
+
+@pytest.mark.parametrize("provider", ["bytehand", "timetochat"])
+def test_a_limiter_outage_claims_nothing(
+    make_runtime: RuntimeFactory, simulators: Simulators, provider: str
+) -> None:
+    """With the limiter's Redis gone, recipients go back to pending with no attempt spent."""
+    runtime = make_runtime({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, short_wait_s=0.1)
+    runtime.limiter(provider).max_wait_s = 0.0
+    campaign_id, ids = queued_campaign(runtime, 2, provider=provider)
+    for _ in range(runtime.settings.dispatch.max_attempts + 1):
+        assert send(runtime, provider, campaign_id, ids) == 0
+        with session_scope(runtime.sessions) as session:  # the feeder queues them again
+            claims.claim_window(session, campaign_row(runtime, campaign_id), 10, utcnow())
+    assert [(m.state, m.attempts) for m in rows(runtime, ids)] == [(M.QUEUED, 0)] * 2
+    assert list(simulators.bytehand.ledger) == list(simulators.timetochat.ledger) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import time
 
 import pytest
@@ -155,10 +156,26 @@ def test_an_unspent_reservation_is_given_back(redis_client: redis.Redis, redis_u
     assert _granted(limiter, "send")
 
 
-def test_reserving_without_redis_leaves_the_call_to_fail_closed() -> None:
-    """No Redis: nothing reserved, and the call itself is refused as before."""
+def test_reserving_without_redis_fails_closed_before_the_claim() -> None:
+    """No Redis: the reservation itself is refused, so no recipient is claimed for a call."""
     limiter = FleetLimiter(
         f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20, max_wait_s=0
     )
-    with limiter.reserved("send"), pytest.raises(RateLimiterUnavailable), limiter("send"):
-        pytest.fail("a call was let through")
+    with pytest.raises(RateLimiterUnavailable), limiter.reserved("send"):
+        pytest.fail("work was claimed without a slot")
+
+
+def test_a_redis_that_stops_answering_fails_closed_within_seconds() -> None:
+    """A Redis that accepts connections but never answers raises, instead of hanging a thread."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing is ever read or answered
+    try:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        limiter = FleetLimiter(f"redis://127.0.0.1:{port}/0", "silent", calls_per_second=20)
+        with pytest.raises(RateLimiterUnavailable):
+            limiter.try_acquire("send")
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()
