@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.exc import OperationalError
 
-from dispatcher import campaigns, claims, pipeline
+from dispatcher import campaigns, claims, pipeline, sms
 from dispatcher.config import load_settings
 from dispatcher.db import session_scope
 from dispatcher.embedded import free_port
@@ -292,3 +292,23 @@ def test_a_limiter_outage_claims_nothing(
             claims.claim_window(session, campaign_row(runtime, campaign_id), 10, utcnow())
     assert [(m.state, m.attempts) for m in rows(runtime, ids)] == [(M.QUEUED, 0)] * 2
     assert list(simulators.bytehand.ledger) == list(simulators.timetochat.ledger) == []
+
+
+def test_a_latin1_text_goes_without_unicode_and_is_billed_as_gsm(
+    make_runtime: RuntimeFactory, simulators: Simulators
+) -> None:
+    """A text the latin1 policy made GSM-7 is sent without unicode; the simulator takes it
+    and counts the parts as our estimate did."""
+    runtime = make_runtime()
+    text = "Votre fenêtre de livraison : demain 9 h. " * 3
+    info = sms.analyze(text, runtime.settings.timetochat.parts, policy="latin1")
+    with session_scope(runtime.sessions) as session:
+        campaign_id, [mid] = insert_campaign(
+            session,
+            [{"state": M.QUEUED, "phone": "+33612345001", "text": text, "encoding": info.encoding}],
+            provider="timetochat",
+            sender="0938000001",
+        )
+    assert pipeline.send_timetochat(runtime, campaign_id, mid) == 1
+    [entry] = simulators.timetochat.ledger
+    assert (entry.unicode, entry.parts) == (False, info.parts) == (False, 1)

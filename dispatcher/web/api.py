@@ -28,6 +28,7 @@ from dispatcher import campaigns, loader
 from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.runtime import Runtime
+from dispatcher.sms import EncodingPolicy
 from dispatcher.states import CampaignState, MessageState
 from dispatcher.web.auth import require_token
 from dispatcher.web.bodies import read_limited, receive_upload
@@ -86,6 +87,7 @@ class CampaignForm(BaseModel):
     phone_column: Annotated[str, Field(max_length=200), NoNul] | None = None
     region: Annotated[str, Field(max_length=8), NoNul] | None = None
     smart_encoding: bool = False
+    encoding: EncodingPolicy = "auto"
 
 
 class ResolveInDoubt(BaseModel):
@@ -139,6 +141,7 @@ async def create(request: Request, response: Response, runtime: RuntimeDep) -> d
             phone_column=form.phone_column,
             region=form.region,
             smart_encoding=form.smart_encoding,
+            encoding=form.encoding,
             rejects_path=None,
             progress=None,
         )
