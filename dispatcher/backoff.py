@@ -8,18 +8,27 @@ A provider's own ``retry_after`` is a floor.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from dispatcher.config import DispatchSettings
 from dispatcher.errors import ProviderUnavailable, RateLimiterUnavailable
 
 __all__ = ["next_poll_at", "poll_deadline", "recording_retry", "retry_delay", "short_retry"]
+
+log = logging.getLogger(__name__)
 
 
 def retry_delay(
@@ -83,5 +92,11 @@ def recording_retry(
         wait=wait_random_exponential(multiplier=0.05, max=2.0),
         stop=stop_after_delay(settings.record_patience_s),
         sleep=sleep,
+        before_sleep=_log_recording_retry,
         reraise=True,
     )
+
+
+def _log_recording_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning("recording a provider's answer failed (%s); retrying", type(error).__name__)
