@@ -8,17 +8,27 @@ A provider's own ``retry_after`` is a floor.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from sqlalchemy.exc import InterfaceError, OperationalError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from dispatcher.config import DispatchSettings
 from dispatcher.errors import ProviderUnavailable, RateLimiterUnavailable
 
-__all__ = ["next_poll_at", "poll_deadline", "retry_delay", "short_retry"]
+__all__ = ["next_poll_at", "poll_deadline", "recording_retry", "retry_delay", "short_retry"]
+
+log = logging.getLogger(__name__)
 
 
 def retry_delay(
@@ -65,3 +75,28 @@ def short_retry(
         sleep=sleep,
         reraise=True,
     )
+
+
+def recording_retry(
+    settings: DispatchSettings, *, sleep: Callable[[float], None] = time.sleep
+) -> Retrying:
+    """In-process retries for writing a provider's answer to the database.
+
+    Once a provider has answered, the answer exists only in this process: a redelivered task
+    claims nothing (its rows are no longer ``queued``), so retrying the task would lose it.
+    The database being unreachable or busy is retried (a lost connection, a locked SQLite, a
+    failover), with jittered waits up to 2 s, for ``record_patience_s`` in all.
+    """
+    return Retrying(
+        retry=retry_if_exception_type((OperationalError, InterfaceError)),
+        wait=wait_random_exponential(multiplier=0.05, max=2.0),
+        stop=stop_after_delay(settings.record_patience_s),
+        sleep=sleep,
+        before_sleep=_log_recording_retry,
+        reraise=True,
+    )
+
+
+def _log_recording_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning("recording a provider's answer failed (%s); retrying", type(error).__name__)

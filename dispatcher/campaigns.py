@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.backoff import poll_deadline
@@ -150,7 +150,7 @@ def cancel(session: Session, campaign_id: int, now: datetime) -> int:
 
 def retry_failed(session: Session, campaign_id: int, now: datetime) -> int:
     """Re-queue recipients that failed for transient reasons only (never a permanent refusal)."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = _lock(session, campaign_id)
     if campaign.state == C.CANCELLED:
         raise _refuse(campaign, "retry")
     failed = select(Message.id).where(
@@ -168,8 +168,8 @@ def retry_failed(session: Session, campaign_id: int, now: datetime) -> int:
         not_before=None,
         updated_at=now,
     )
-    if moved and campaign.state == C.COMPLETED:
-        _move_campaign(session, campaign_id, C.RUNNING, now, finished_at=None)
+    if moved:
+        _reopen(session, campaign_id, now)
     return len(moved)
 
 
@@ -180,7 +180,7 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
     out, and sends them again. Otherwise they are declared sent: final as ``unknown`` (they went
     out, but without a provider id no delivery report can ever be matched to them).
     """
-    campaign = get_campaign(session, campaign_id)
+    _lock(session, campaign_id)
     doubtful = list(
         session.scalars(
             select(Message.id).where(
@@ -192,8 +192,8 @@ def resolve_in_doubt(session: Session, campaign_id: int, now: datetime, *, resen
         moved = move(
             session, doubtful, M.PENDING, sources={M.IN_DOUBT}, not_before=None, updated_at=now
         )
-        if moved and campaign.state == C.COMPLETED:
-            _move_campaign(session, campaign_id, C.RUNNING, now, finished_at=None)
+        if moved:
+            _reopen(session, campaign_id, now)
     else:
         moved = move(
             session,
@@ -314,19 +314,67 @@ def delete_draft(session: Session, campaign_id: int) -> str:
     return source
 
 
+def _lock(session: Session, campaign_id: int) -> Campaign:
+    """The campaign row, locked until commit on PostgreSQL (SQLite's write lock serialises).
+
+    Finishing and reopening both take it before they look at messages: a ``retry-failed``
+    moving messages back to ``pending`` while the feeder finished the campaign once left it
+    ``completed`` with recipients no command could revive.
+    """
+    campaign = session.scalars(
+        select(Campaign)
+        .where(Campaign.id == campaign_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if campaign is None:
+        raise InputError(f"no campaign with id {campaign_id}", code="not_found")
+    return campaign
+
+
+def _open_messages(campaign_id: int) -> Any:
+    return exists().where(
+        Message.campaign_id == campaign_id, Message.state.notin_(FINAL_MESSAGE_STATES)
+    )
+
+
+def _reopen(session: Session, campaign_id: int, now: datetime) -> bool:
+    """A completed campaign with open messages again runs: one conditional statement."""
+    moved = session.execute(
+        update(Campaign)
+        .where(
+            Campaign.id == campaign_id,
+            Campaign.state == C.COMPLETED,
+            _open_messages(campaign_id),
+        )
+        .values(state=C.RUNNING, finished_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.expire_all()
+    return bool(moved)
+
+
 def finish_if_done(session: Session, campaign_id: int, now: datetime) -> bool:
     """Complete a running campaign once every message is final, storing its report.
 
-    In-doubt messages are not final: a campaign with any waits for ops to settle them.
+    In-doubt messages are not final: a campaign with any waits for ops to settle them. The
+    check and the move are one conditional statement (``NOT EXISTS`` open messages), run after
+    taking the campaign's lock so that on PostgreSQL it reads every message committed by a
+    reopening that held the lock before it.
     """
-    open_messages = session.scalar(
-        select(func.count()).where(
-            Message.campaign_id == campaign_id, Message.state.notin_(FINAL_MESSAGE_STATES)
+    _lock(session, campaign_id)
+    finished = session.execute(
+        update(Campaign)
+        .where(
+            Campaign.id == campaign_id,
+            Campaign.state == C.RUNNING,
+            ~_open_messages(campaign_id),
         )
-    )
-    if open_messages:
-        return False
-    if not _move_campaign(session, campaign_id, C.COMPLETED, now, finished_at=now):
+        .values(state=C.COMPLETED, finished_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.expire_all()
+    if not finished:
         return False
     session.execute(
         update(Campaign)

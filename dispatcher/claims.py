@@ -9,7 +9,7 @@ never wait on each other; on SQLite the write lock serialises them and the state
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,11 +51,13 @@ class ClaimedMessage:
 
 @dataclasses.dataclass(frozen=True)
 class Retry:
-    """A recipient to try again later, or to fail if it has no attempts left."""
+    """A recipient to try again later, or to fail if it has no attempts left. ``refund``: the
+    attempt is given back (the call never left for a reason that is ours, not the provider's)."""
 
     id: int
     reason: str
     not_before: datetime
+    refund: bool = False
 
 
 def _ids(result: Any) -> list[int]:
@@ -169,40 +171,57 @@ def _bulk(
     session: Session,
     target: MessageState,
     rows: list[dict[str, Any]],
+    fence: Mapping[int, int],
     *,
     sources: frozenset[MessageState] | None = None,
     **values: Any,
 ) -> int:
     """Per-row values for many messages, each moved only from ``sources`` (default: every
-    state allowed to reach ``target``); returns how many rows were updated."""
+    state allowed to reach ``target``) and only while it is still at the attempt its sender
+    claimed (``fence``: message id → attempt); returns how many rows were updated.
+
+    The attempt fences out a stale sender: a worker whose send was made in doubt, resent by ops
+    and claimed again by another worker must not move the new attempt's row with its late
+    answer (it once put a row being sent back to ``pending``: a third send).
+    """
     if not rows:
         return 0
+    table = Message.__table__
     statement = (
-        update(Message.__table__)  # type: ignore[arg-type]
+        update(table)  # type: ignore[arg-type]
         .where(
             and_(
-                Message.__table__.c.id == bindparam("mid"),
+                table.c.id == bindparam("mid"),
+                table.c.attempts == bindparam("claimed"),
                 # Not ``IN``: an expanding parameter cannot be used with executemany().
-                or_(
-                    *(Message.__table__.c.state == s for s in sorted(sources or sources_of(target)))
-                ),
+                or_(*(table.c.state == s for s in sorted(sources or sources_of(target)))),
             )
         )
         .values(state=target, **values)
     )
-    result = session.connection().execute(statement, rows)
+    fenced = [row | {"claimed": fence[row["mid"]]} for row in rows]
+    result = session.connection().execute(statement, fenced)
     return result.rowcount if isinstance(result, CursorResult) else len(rows)
 
 
 def record_submitted(
-    session: Session, accepted: Sequence[tuple[int, str]], now: datetime, poll_at: datetime
+    session: Session,
+    accepted: Sequence[tuple[int, str]],
+    now: datetime,
+    poll_at: datetime,
+    *,
+    attempts: Mapping[int, int],
 ) -> int:
-    """The provider took these: keep its id, and poll them if nothing is heard by ``poll_at``."""
+    """The provider took these: keep its id, and poll them if nothing is heard by ``poll_at``.
+
+    ``attempts`` (message id → attempt claimed), here and in every ``record_*``: the answer
+    belongs to that attempt only."""
     rows = [{"mid": mid, "pid": pid} for mid, pid in accepted]
     return _bulk(
         session,
         M.SUBMITTED,
         rows,
+        attempts,
         provider_message_id=bindparam("pid"),
         submitted_at=now,
         next_poll_at=poll_at,
@@ -212,7 +231,12 @@ def record_submitted(
 
 
 def record_failed(
-    session: Session, failed: Sequence[tuple[int, str]], now: datetime, *, transient: bool
+    session: Session,
+    failed: Sequence[tuple[int, str]],
+    now: datetime,
+    *,
+    transient: bool,
+    attempts: Mapping[int, int],
 ) -> int:
     """Final failure with the provider's reason; ``transient`` lets ops retry it later."""
     rows = [{"mid": mid, "reason": reason} for mid, reason in failed]
@@ -220,6 +244,7 @@ def record_failed(
         session,
         M.FAILED,
         rows,
+        attempts,
         last_error=bindparam("reason"),
         error_transient=transient,
         final_at=now,
@@ -227,25 +252,47 @@ def record_failed(
     )
 
 
-def record_retry(session: Session, retries: Sequence[Retry], now: datetime) -> int:
+def record_retry(
+    session: Session, retries: Sequence[Retry], now: datetime, *, attempts: Mapping[int, int]
+) -> int:
     """Nothing reached the provider: back to ``pending``, claimable again after ``not_before``."""
-    rows = [{"mid": r.id, "reason": r.reason, "nb": r.not_before} for r in retries]
+    rows = [
+        {"mid": r.id, "reason": r.reason, "nb": r.not_before, "refund": int(r.refund)}
+        for r in retries
+    ]
     # Only the sender's own claim (or the in-doubt the sweeper made of it: the worker knows
     # nothing went out). sources_of(PENDING) would also revive queued and failed messages.
     return _bulk(
         session,
         M.PENDING,
         rows,
+        attempts,
         sources=frozenset({M.SENDING, M.IN_DOUBT}),
         last_error=bindparam("reason"),
         not_before=bindparam("nb"),
+        attempts=Message.__table__.c.attempts - bindparam("refund"),
         updated_at=now,
     )
 
 
-def record_in_doubt(session: Session, ids: Sequence[int], reason: str, now: datetime) -> list[int]:
+def record_in_doubt(
+    session: Session,
+    doubtful: Sequence[tuple[int, str]],
+    now: datetime,
+    *,
+    attempts: Mapping[int, int],
+) -> int:
     """The request may have reached the provider: never resend blindly, reconcile instead."""
-    return move(session, ids, M.IN_DOUBT, sources={M.SENDING}, last_error=reason, updated_at=now)
+    rows = [{"mid": mid, "reason": reason} for mid, reason in doubtful]
+    return _bulk(
+        session,
+        M.IN_DOUBT,
+        rows,
+        attempts,
+        sources=frozenset({M.SENDING}),
+        last_error=bindparam("reason"),
+        updated_at=now,
+    )
 
 
 def sweep_stuck(

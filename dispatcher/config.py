@@ -157,6 +157,9 @@ class DispatchSettings:
     poll_deadline: timedelta
     http_connect_timeout_s: float
     http_read_timeout_s: float
+    record_patience_s: float
+    """How long a provider's answer is retried into an unavailable database before it is
+    logged for ops instead: the answer exists nowhere else."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -438,6 +441,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_deadline=read.seconds("dispatch", "poll_deadline_s"),
         http_connect_timeout_s=read.number("dispatch", "http_connect_timeout_s", minimum=0.01),
         http_read_timeout_s=read.number("dispatch", "http_read_timeout_s", minimum=0.01),
+        record_patience_s=read.number("dispatch", "record_patience_s", minimum=0.0),
     )
     bytehand = ByteHandSettings(
         url=read.url("bytehand", "url"),

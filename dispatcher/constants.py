@@ -13,6 +13,10 @@ __all__ = [
     "QUEUE_SEND_BYTEHAND",
     "QUEUE_SEND_TIMETOCHAT",
     "QUEUE_STATUS",
+    "REDIS_CLIENT_OPTIONS",
+    "REDIS_CONNECT_TIMEOUT_S",
+    "REDIS_HEALTH_CHECK_S",
+    "REDIS_READ_TIMEOUT_S",
     "SWEEP_S",
     "TICK_S",
     "TIMETOCHAT",
@@ -35,6 +39,18 @@ QUEUES: Final = (QUEUE_DEFAULT, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEU
 """Every queue, in the order workers read them (see ``broker_transport_options``)."""
 
 REDIS_PREFIX: Final = "dispatcher"
+
+REDIS_CONNECT_TIMEOUT_S: Final = 2.0
+REDIS_READ_TIMEOUT_S: Final = 5.0
+REDIS_HEALTH_CHECK_S: Final = 15
+REDIS_CLIENT_OPTIONS: Final = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "socket_timeout": REDIS_READ_TIMEOUT_S,
+    "health_check_interval": REDIS_HEALTH_CHECK_S,
+}
+"""Every Redis client of ours (runtime, token cache, limiter): a Redis that stops answering
+without refusing must raise within seconds, not hang a thread (possibly one holding a
+provider's answer). No command we send blocks on the server for long (the token lock polls)."""
 
 TICK_S: Final = 1.0
 """Beat: start due campaigns and top up running ones."""

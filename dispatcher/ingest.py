@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from dispatcher import sms
 from dispatcher.config import PartSizes, Settings
-from dispatcher.constants import BYTEHAND, PROVIDERS
+from dispatcher.constants import BYTEHAND, PROVIDERS, TIMETOCHAT
 from dispatcher.errors import InputError
 from dispatcher.phones import PhoneNormalizer
 from dispatcher.reading import Chunk, Table, describe_columns, open_table
@@ -127,6 +127,9 @@ class Estimate:
     ucs2_forcing: Counter[str] = field(default_factory=Counter)
     first_reject: tuple[int, str] | None = None
     """The first rejected row's line and reason, to explain a file with no valid row."""
+    encoding_policy: sms.EncodingPolicy = "auto"
+    renders_differently: Counter[str] = field(default_factory=Counter)
+    """Latin-1 letters sent in GSM-7 (``latin1`` policy): the operator may show another one."""
 
     @property
     def cost(self) -> Decimal:
@@ -153,6 +156,11 @@ class Estimate:
             },
             "smart_encoding": self.smart_encoding,
             "parts_saved": self.parts_saved if self.smart_encoding else None,
+            "encoding_policy": self.encoding_policy,
+            "renders_differently": {
+                ch: {"messages": n, "name": sms.char_name(ch)}
+                for ch, n in self.renders_differently.most_common()
+            },
         }
 
 
@@ -175,6 +183,7 @@ class _TextInfo:
     forcing: tuple[str, ...]
     limit: str | None
     saved: int
+    renders: tuple[str, ...]
 
 
 class Pipeline:
@@ -190,6 +199,7 @@ class Pipeline:
         phone_column: str | None = None,
         region: str | None = None,
         smart_encoding: bool = False,
+        encoding: sms.EncodingPolicy = "auto",
         suppressed: Collection[str] = frozenset(),
         chunk_rows: int = 50_000,
     ) -> None:
@@ -197,6 +207,12 @@ class Pipeline:
             raise InputError(
                 f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}",
                 code="bad_provider",
+            )
+        if encoding not in sms.ENCODING_POLICIES or (encoding != "auto" and provider != TIMETOCHAT):
+            raise InputError(
+                f"encoding {encoding!r}: TimeToChat campaigns choose auto, unicode or latin1; "
+                "ByteHand sends auto only",
+                code="bad_encoding",
             )
         account = settings.bytehand if provider == BYTEHAND else settings.timetochat
         self.sizes: PartSizes = account.parts
@@ -210,7 +226,13 @@ class Pipeline:
         self.template: Template = compile_template(template, self.table.columns)
         self.smart_encoding = smart_encoding
         self.suppressed = suppressed
-        self.estimate = Estimate(provider, Decimal(str(account.price_per_part)), smart_encoding)
+        self.encoding_policy = encoding
+        self.estimate = Estimate(
+            provider,
+            Decimal(str(account.price_per_part)),
+            smart_encoding,
+            encoding_policy=encoding,
+        )
         self._first_line: dict[str, int] = {}
         self._texts: dict[str, _TextInfo] = {}
 
@@ -306,6 +328,8 @@ class Pipeline:
             part_cap = sizes.max_parts or math.inf
             counted = np.where(lengths <= sizes.gsm7_single, 1, -(-lengths // sizes.gsm7_part))
             fast = basic & (lengths > 0) & (lengths <= char_cap) & (counted <= part_cap)
+            if self.encoding_policy == "unicode":
+                fast[:] = False  # even a basic GSM-7 text goes as UCS-2
             slow = np.flatnonzero(~fast).tolist()
             infos = [self._slow(texts[i]) for i in slow]
             final = list(texts)
@@ -322,6 +346,8 @@ class Pipeline:
             estimate.parts_saved += info.saved
             if info.forcing:
                 estimate.ucs2_forcing.update(info.forcing)
+            if info.renders:
+                estimate.renders_differently.update(info.renders)
         return final, encodings, parts, failed
 
     def _slow(self, text: str) -> _TextInfo:
@@ -330,8 +356,11 @@ class Pipeline:
         if found is not None:
             return found
         final = sms.smart_encode(text, self.sizes) if self.smart_encoding else text
-        info = sms.analyze(final, self.sizes)
-        saved = sms.analyze(text, self.sizes).parts - info.parts if final != text else 0
+        policy = self.encoding_policy
+        info = sms.analyze(final, self.sizes, policy=policy)
+        saved = (
+            sms.analyze(text, self.sizes, policy=policy).parts - info.parts if final != text else 0
+        )
         found = _TextInfo(
             final,
             info.encoding,
@@ -339,6 +368,7 @@ class Pipeline:
             info.ucs2_forcing,
             sms.check_limits(info, self.sizes),
             saved,
+            info.renders_differently,
         )
         if len(self._texts) >= _CACHE_LIMIT:
             self._texts.clear()

@@ -32,6 +32,7 @@ from dispatcher.db import is_postgres
 from dispatcher.errors import InputError
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
 from dispatcher.models import Campaign, Message, Suppression, utcnow
+from dispatcher.sms import EncodingPolicy
 from dispatcher.sources import keep_source
 from dispatcher.states import CampaignState, MessageState
 
@@ -135,6 +136,7 @@ def estimate(
     phone_column: str | None = None,
     region: str | None = None,
     smart_encoding: bool = False,
+    encoding: EncodingPolicy = "auto",
     rejects_path: Path | None = None,
     engine: Engine | None = None,
     progress: Progress | None = None,
@@ -152,6 +154,7 @@ def estimate(
         phone_column=phone_column,
         region=region,
         smart_encoding=smart_encoding,
+        encoding=encoding,
         suppressed=suppressed,
     )
     with _rejects_file(rejects_path) as rejects:
@@ -175,6 +178,7 @@ def create_campaign(
     phone_column: str | None = None,
     region: str | None = None,
     smart_encoding: bool = False,
+    encoding: EncodingPolicy = "auto",
     rejects_path: Path | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
@@ -196,6 +200,7 @@ def create_campaign(
             phone_column=phone_column,
             region=region,
             smart_encoding=smart_encoding,
+            encoding=encoding,
             suppressed=suppressed_numbers(connection),
         )
         campaign_id: int = connection.execute(

@@ -9,8 +9,9 @@ message id                  ``submitted``, polled if silent
 ProviderRejected            ``failed`` for good, with the provider's reason
 ProviderUnavailable         back to ``pending`` after a jittered backoff, or ``failed``
 (incl. Throttled,           (transient, so ``retry-failed`` may retry it) once it has had
-CredentialsExpired,         ``max_attempts``
-RateLimiterUnavailable)
+CredentialsExpired)         ``max_attempts``
+RateLimiterUnavailable      back to ``pending`` after a backoff, the attempt given back:
+                            our limiter's outage never fails a recipient
 AccountBlocked              back to ``pending`` (nothing was sent); the campaign is paused
 SendInDoubt                 ``in_doubt``: never resent blindly
 ==========================  ===============================================================
@@ -32,6 +33,7 @@ from dispatcher.errors import (
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
+    RateLimiterUnavailable,
     SendInDoubt,
 )
 
@@ -48,6 +50,8 @@ class Outcomes:
     retries: list[Retry] = dataclasses.field(default_factory=list)
     in_doubt: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     pause_reason: str | None = None
+    attempts: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Message id → the attempt the answer belongs to: recordings are fenced on it."""
 
 
 def _reason(error: DispatcherError) -> str:
@@ -74,6 +78,15 @@ def _add(
     elif isinstance(answer, AccountBlocked):
         outcomes.pause_reason = reason
         outcomes.retries.append(Retry(message.id, reason, now))
+    elif isinstance(answer, RateLimiterUnavailable):
+        # Our limiter, not the provider, stopped the call: the outage costs time, never an
+        # attempt, so no recipient fails for it.
+        delay = retry_delay(
+            message.attempts, base_s=settings.retry_base_s, cap_s=settings.retry_max_s, rand=rand
+        )
+        outcomes.retries.append(
+            Retry(message.id, reason, now + timedelta(seconds=delay), refund=True)
+        )
     elif message.attempts >= settings.max_attempts:
         outcomes.exhausted.append((message.id, f"{reason} (after {message.attempts} attempts)"))
     else:
@@ -98,7 +111,7 @@ def plan_outcomes(
     """Sort recipients by their answer: one per recipient, or one error for the whole call."""
     if not isinstance(answers, DispatcherError) and len(answers) != len(claimed):
         raise ValueError(f"{len(answers)} answers for {len(claimed)} recipients")
-    outcomes = Outcomes()
+    outcomes = Outcomes(attempts={message.id: message.attempts for message in claimed})
     for index, message in enumerate(claimed):
         answer = answers if isinstance(answers, DispatcherError) else answers[index]
         _add(outcomes, message, answer, now=now, settings=settings, rand=rand)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dispatcher import campaigns, claims, tracking
-from dispatcher.backoff import short_retry
+from dispatcher.backoff import recording_retry, short_retry
 from dispatcher.claims import ClaimedMessage
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
 from dispatcher.db import session_scope
@@ -57,6 +59,20 @@ def _window(runtime: Runtime, provider: str) -> int:
     return min(dispatch.feed_window * per_call, dispatch.calls_per_second * per_call * 3)
 
 
+PROVIDERS_HOLDING_SEND_AFTER = frozenset({BYTEHAND})
+"""Providers that take a ``send_after`` and hold the messages themselves (ByteHand's
+parameter); for the others (TimeToChat has none) the feeder holds the campaign until then."""
+
+
+def _held(campaign: Campaign, now: datetime) -> bool:
+    """Whether the campaign's messages must wait here for its ``send_after``."""
+    return (
+        campaign.provider not in PROVIDERS_HOLDING_SEND_AFTER
+        and campaign.send_after is not None
+        and campaign.send_after > now
+    )
+
+
 def _batches(ids: list[int], size: int) -> list[list[int]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
@@ -72,6 +88,8 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
             select(Campaign).where(Campaign.state == CampaignState.RUNNING)
         ).all()
     for campaign in running:
+        if _held(campaign, now):
+            continue
         with session_scope(runtime.sessions) as session:
             _expire_unsent(session, campaign, now)
             room = _window(runtime, campaign.provider) - claims.in_flight(session, campaign.id)
@@ -107,11 +125,12 @@ def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:
 def _claim(
     runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
 ) -> tuple[Campaign | None, list[ClaimedMessage]]:
-    """Take the task's recipients, unless the campaign is paused, cancelled or expired."""
+    """Take the task's recipients, unless the campaign is paused, cancelled, expired or held
+    until its ``send_after``."""
     now = utcnow()
     with session_scope(runtime.sessions) as session:
         campaign = session.get(Campaign, campaign_id)
-        if campaign is None or campaign.state != CampaignState.RUNNING:
+        if campaign is None or campaign.state != CampaignState.RUNNING or _held(campaign, now):
             claims.release(session, message_ids, now)
             return None, []
         if campaign.validity is not None and campaign.validity <= now:
@@ -120,20 +139,53 @@ def _claim(
         return campaign, claims.claim_for_send(session, message_ids, now)
 
 
-def record_outcomes(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
-    """Record what each recipient's answer means (also the SMPP gateway's way to record)."""
+def _write_outcomes(runtime: Runtime, outcomes: Outcomes) -> None:
     now = utcnow()
     poll_at = now + runtime.settings.dispatch.poll_after
+    fence = outcomes.attempts
     with session_scope(runtime.sessions) as session:
-        claims.record_submitted(session, outcomes.submitted, now, poll_at)
-        claims.record_failed(session, outcomes.rejected, now, transient=False)
-        claims.record_failed(session, outcomes.exhausted, now, transient=True)
-        claims.record_retry(session, outcomes.retries, now)
-        for message_id, reason in outcomes.in_doubt:
-            claims.record_in_doubt(session, [message_id], reason, now)
-        if outcomes.pause_reason is not None:
-            log.error("campaign %s paused: %s", campaign_id, outcomes.pause_reason)
-            campaigns.pause_for(session, campaign_id, outcomes.pause_reason, now)
+        claims.record_submitted(session, outcomes.submitted, now, poll_at, attempts=fence)
+        claims.record_failed(session, outcomes.rejected, now, transient=False, attempts=fence)
+        claims.record_failed(session, outcomes.exhausted, now, transient=True, attempts=fence)
+        claims.record_retry(session, outcomes.retries, now, attempts=fence)
+        claims.record_in_doubt(session, outcomes.in_doubt, now, attempts=fence)
+
+
+def record_outcomes(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+    """Keep a provider's answer: it exists nowhere else once the provider has answered (the
+    Celery sends and the SMPP gateway record through here).
+
+    The recording is retried in process (:func:`dispatcher.backoff.recording_retry`); a
+    redelivered task would claim nothing and the answer would be gone. Pausing the campaign is a
+    separate step after it that never raises, so it cannot undo the recording. When the
+    database stays away past the patience, the accepted ``(message id, provider id)`` pairs go
+    to the log at WARNING for ops to reconcile; the rows stay ``sending`` and the sweeper makes
+    them in doubt, so they are never resent blindly.
+    """
+    try:
+        recording_retry(runtime.settings.dispatch)(_write_outcomes, runtime, outcomes)
+    except SQLAlchemyError as error:
+        accepted = " ".join(f"{mid}={pid}" for mid, pid in outcomes.submitted)
+        log.warning(
+            "campaign %s: answer not recorded (%s); accepted (message id=provider id): %s",
+            campaign_id,
+            error.__class__.__name__,
+            accepted or "none",
+        )
+    if outcomes.pause_reason is not None:
+        _pause(runtime, campaign_id, outcomes.pause_reason)
+
+
+def _pause(runtime: Runtime, campaign_id: int, reason: str) -> None:
+    """Pause for an account problem; if the database refuses, the next send finds it again."""
+    try:
+        with session_scope(runtime.sessions) as session:
+            paused = campaigns.pause_for(session, campaign_id, reason, utcnow())
+    except SQLAlchemyError as error:
+        log.warning("campaign %s not paused (%s): %s", campaign_id, error, reason)
+        return
+    if paused:
+        log.error("campaign %s paused: %s", campaign_id, reason)
 
 
 def _call(
@@ -146,9 +198,25 @@ def _call(
         return error
 
 
+def _reserve(runtime: Runtime, provider: str, stack: ExitStack, message_ids: Sequence[int]) -> bool:
+    """A slot of the provider's budget, held by ``stack``, before claiming. Without one (the
+    limiter is down) the task's recipients go back to the feeder unclaimed: the outage costs
+    time, never an attempt."""
+    try:
+        stack.enter_context(runtime.limiter(provider).reserved("send"))
+    except RateLimiterUnavailable as error:
+        log.warning("no %s send slot, %d back to pending: %s", provider, len(message_ids), error)
+        with session_scope(runtime.sessions) as session:
+            claims.release(session, message_ids, utcnow())
+        return False
+    return True
+
+
 def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> int:
     """Send one ``send_multi`` batch; each recipient succeeds, fails or retries on its own."""
-    with runtime.limiter(BYTEHAND).reserved("send"):
+    with ExitStack() as stack:
+        if not _reserve(runtime, BYTEHAND, stack, message_ids):
+            return 0
         campaign, claimed = _claim(runtime, campaign_id, message_ids)
         if campaign is None or not claimed:
             return 0
@@ -169,8 +237,11 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
 
 
 def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
-    """Send one TimeToChat message, carrying our ``extRef`` so any report can find it."""
-    with runtime.limiter(TIMETOCHAT).reserved("send"):
+    """Send one TimeToChat message, carrying our ``extRef`` and the attempt so any report can
+    find it."""
+    with ExitStack() as stack:
+        if not _reserve(runtime, TIMETOCHAT, stack, [message_id]):
+            return 0
         campaign, claimed = _claim(runtime, campaign_id, [message_id])
         if campaign is None or not claimed:
             return 0
@@ -179,7 +250,7 @@ def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
             to=message.phone,
             sender=campaign.sender,
             text=message.text,
-            ext_ref=message.ext_ref,
+            ext_ref=tracking.attempt_ref(message.ext_ref, message.attempts),
             validity=campaign.validity,
             unicode=message.encoding == "UCS-2",
         )

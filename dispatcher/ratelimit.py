@@ -41,6 +41,7 @@ import redis
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 
+from dispatcher.constants import REDIS_CLIENT_OPTIONS
 from dispatcher.errors import RateLimiterUnavailable
 from dispatcher.providers.base import CallKind
 
@@ -141,7 +142,9 @@ class FleetLimiter:
     ) -> None:
         """``on_wait(seconds)`` learns how long each granted call waited for its turn."""
         self.key = key
-        self.storage = ServerClockRedisStorage(redis_url, guard_s=guard_s, hold_s=hold_s)
+        self.storage = ServerClockRedisStorage(
+            redis_url, guard_s=guard_s, hold_s=hold_s, **REDIS_CLIENT_OPTIONS
+        )
         self.full = RateLimitItemPerSecond(calls_per_second)
         self.background = RateLimitItemPerSecond(max(1, calls_per_second - reserve))
         self.promote_after_s = promote_after_s
@@ -197,13 +200,10 @@ class FleetLimiter:
         claimed (``sending``) but never sent, and so in doubt. Reserved first, they stay
         ``queued`` (fed again later) until the call is moments away. The next call this
         thread makes spends the slot; unspent (nothing left to send), it is given back. If the
-        limiter is down, nothing is reserved and that call fails closed as usual.
+        limiter is down, :class:`RateLimiterUnavailable` is raised here, before anything is
+        claimed: an outage costs time, never a recipient's attempt.
         """
-        try:
-            ticket = self.wait_turn(kind)
-        except RateLimiterUnavailable:
-            yield
-            return
+        ticket = self.wait_turn(kind)
         self._reserved.ticket = ticket
         try:
             yield

@@ -45,8 +45,10 @@ __all__ = [
     "Applied",
     "Report",
     "apply_reports",
+    "attempt_ref",
     "bounded_key",
     "forward_sources",
+    "split_attempt_ref",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,15 +111,51 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + _SELECT_CHUNK]
 
 
+def attempt_ref(ext_ref: str, attempt: int) -> str:
+    """The extRef sent with one attempt of a message: its own ref and the attempt number, so a
+    late report of an earlier attempt is never taken for the attempt now in flight."""
+    return f"{ext_ref}.{attempt}"
+
+
+def split_attempt_ref(ref: str) -> tuple[str, int | None]:
+    """``(message ext_ref, attempt)`` of a reported extRef; ``None``: sent without an attempt."""
+    base, _, attempt = ref.rpartition(".")
+    if base and attempt.isdigit():
+        return base, int(attempt)
+    return ref, None
+
+
+def _match_by_ref(session: Session, reports: Sequence[Report]) -> tuple[dict[str, int], set[str]]:
+    """Messages named by our ``extRef``, and the refs naming an earlier attempt of theirs.
+
+    An extRef naming an attempt other than the message's current one matches nothing: it is a
+    late report of an earlier attempt and says nothing of the one in flight."""
+    refs = sorted({split_attempt_ref(r.ext_ref)[0] for r in reports if r.ext_ref})
+    current: dict[str, tuple[int, int]] = {}
+    for chunk in _chunks(refs):
+        attempts_now = session.execute(
+            select(Message.ext_ref, Message.id, Message.attempts).where(
+                is_one_of(session, Message.ext_ref, chunk)
+            )
+        )
+        current.update({ref: (mid, attempts) for ref, mid, attempts in attempts_now})
+    by_ref: dict[str, int] = {}
+    earlier_attempts: set[str] = set()
+    for r in reports:
+        base, attempt = split_attempt_ref(r.ext_ref) if r.ext_ref else ("", None)
+        named = current.get(base)
+        if r.ext_ref is None or named is None:
+            continue
+        if attempt is None or attempt == named[1]:
+            by_ref[r.ext_ref] = named[0]
+        else:
+            earlier_attempts.add(r.ext_ref)
+    return by_ref, earlier_attempts
+
+
 def _match(session: Session, reports: Sequence[Report]) -> list[int | None]:
     """The message each report names: by our ``extRef`` first, else by provider id."""
-    refs = sorted({r.ext_ref for r in reports if r.ext_ref})
-    by_ref: dict[str, int] = {}
-    for chunk in _chunks(refs):
-        rows = session.execute(
-            select(Message.ext_ref, Message.id).where(is_one_of(session, Message.ext_ref, chunk))
-        )
-        by_ref.update({ref: mid for ref, mid in rows})
+    by_ref, earlier_attempts = _match_by_ref(session, reports)
     by_pid: dict[tuple[str, str], int] = {}
     wanted: dict[str, set[str]] = {}
     for r in reports:
@@ -134,9 +172,12 @@ def _match(session: Session, reports: Sequence[Report]) -> list[int | None]:
                 )
                 .group_by(Message.provider_message_id)
             )
-            by_pid.update({(provider, pid): mid for pid, mid in rows})
+            by_pid.update({(provider, pid): mid for pid, mid in rows if pid is not None})
     matched: list[int | None] = []
     for r in reports:
+        if r.ext_ref in earlier_attempts:
+            matched.append(None)
+            continue
         found = by_ref.get(r.ext_ref) if r.ext_ref else None
         if found is None and r.provider_message_id:
             found = by_pid.get((r.provider, r.provider_message_id))

@@ -16,7 +16,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.config import Settings, load_settings
-from dispatcher.constants import BYTEHAND, TIMETOCHAT, limiter_key
+from dispatcher.constants import (
+    BYTEHAND,
+    REDIS_CONNECT_TIMEOUT_S,
+    REDIS_HEALTH_CHECK_S,
+    REDIS_READ_TIMEOUT_S,
+    TIMETOCHAT,
+    limiter_key,
+)
 from dispatcher.db import make_engine
 from dispatcher.embedded import ensure_embedded_redis
 from dispatcher.meter import Meter, MeteredGate
@@ -55,7 +62,12 @@ class Runtime:
 
     @functools.cached_property
     def redis(self) -> redis.Redis[Any]:
-        return redis.Redis.from_url(self.redis_url)
+        return redis.Redis.from_url(
+            self.redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_READ_TIMEOUT_S,
+            health_check_interval=REDIS_HEALTH_CHECK_S,
+        )
 
     @functools.cached_property
     def meter(self) -> Meter:

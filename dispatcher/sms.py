@@ -16,6 +16,14 @@ so the count here must match what the provider bills, character for character:
   across parts, as SMS centres do; only the code units matter for the count.
 * An empty text has no parts: there is nothing to send and nothing to pay.
 
+The encoding follows a policy (:data:`EncodingPolicy`, TimeToChat's ``--encoding``): ``auto``
+is the exact rule above; ``unicode`` sends every text as UCS-2; ``latin1`` sends a text whose
+every character is GSM-7 or ISO-8859-1 without TimeToChat's ``unicode`` option (its original:
+"Par défaut l'encodage utilisé est l'ISO8859-1") and counts it as the provider's GSM table does,
+one septet a character and two for the extension ones, so one ``ê`` no longer costs a French
+text 2.3 times its price. The Latin-1 letters missing from GSM-7 are named in
+``renders_differently``: the operator's network may show them as another letter.
+
 Money is :class:`~decimal.Decimal` throughout (see :func:`cost`), so a campaign total is the
 exact sum of its parts however many millions of messages it has.
 
@@ -36,12 +44,14 @@ from dispatcher.config import PartSizes
 
 __all__ = [
     "DEFAULT_SIZES",
+    "ENCODING_POLICIES",
     "GSM7",
     "GSM7_BASIC",
     "GSM7_EXTENSION",
     "SMART_REPLACEMENTS",
     "UCS2",
     "Encoding",
+    "EncodingPolicy",
     "SmsInfo",
     "analyze",
     "char_name",
@@ -54,6 +64,9 @@ __all__ = [
 Encoding = Literal["GSM-7", "UCS-2"]
 GSM7: Final = "GSM-7"
 UCS2: Final = "UCS-2"
+
+EncodingPolicy = Literal["auto", "unicode", "latin1"]
+ENCODING_POLICIES: Final[tuple[EncodingPolicy, ...]] = ("auto", "unicode", "latin1")
 
 DEFAULT_SIZES: Final = PartSizes(gsm7_single=160, gsm7_part=153, ucs2_single=70, ucs2_part=67)
 """The sizes of the standard (a 6-octet concatenation header per part), with no provider cap."""
@@ -73,6 +86,10 @@ GSM7_EXTENSION: Final = frozenset("\x0c^{}\\[]~|€")
 """The extension table (form feed and ``^ { } \\ [ ] ~ | €``): escape + septet, two each."""
 
 _GSM7_ALL: Final = GSM7_BASIC | GSM7_EXTENSION
+
+_LATIN1_PRINTABLE: Final = frozenset(map(chr, [*range(0x20, 0x7F), *range(0xA0, 0x100)]))
+_LATIN1_SENDABLE: Final = _GSM7_ALL | _LATIN1_PRINTABLE
+"""What ``latin1`` sends without ``unicode``: GSM-7 (``€`` included) and printable Latin-1."""
 
 _ZERO_WIDTH: Final = (
     "\u00ad"  # soft hyphen: invisible unless a line breaks there
@@ -114,7 +131,9 @@ class SmsInfo:
     for UCS-2 (a non-BMP character counts two); ``chars`` is ``len(text)``, the measure the
     providers' character caps use. ``ucs2_forcing`` names the distinct characters that took
     the text out of GSM-7, in order of first appearance, so the operator can be told which
-    ones to change; it is empty exactly when the encoding is GSM-7. ``sizes`` are the part
+    ones to change; it is empty when the encoding is GSM-7 (and under the ``unicode`` policy
+    for a text that needed nothing). ``renders_differently`` names the Latin-1 characters
+    without a GSM-7 septet that the ``latin1`` policy sent in GSM-7. ``sizes`` are the part
     sizes ``parts`` was counted with, kept so :func:`check_limits` cannot compare it with
     another provider's limits by mistake.
     """
@@ -125,6 +144,7 @@ class SmsInfo:
     chars: int
     ucs2_forcing: tuple[str, ...]
     sizes: PartSizes
+    renders_differently: tuple[str, ...] = ()
 
     @property
     def is_gsm7(self) -> bool:
@@ -174,32 +194,44 @@ def _cuts(costs: list[int], single: int, part: int) -> Iterator[int]:
     yield len(costs)
 
 
-def _encoding_of(text: str) -> Encoding:
-    return GSM7 if all(ch in _GSM7_ALL for ch in text) else UCS2
+def _encoding_of(text: str, policy: EncodingPolicy = "auto") -> Encoding:
+    if policy == "unicode":
+        return UCS2
+    if all(ch in _GSM7_ALL for ch in text):
+        return GSM7
+    if policy == "latin1" and all(ch in _LATIN1_SENDABLE for ch in text):
+        return GSM7
+    return UCS2
 
 
-def analyze(text: str, sizes: PartSizes | None = None) -> SmsInfo:
-    """Encoding, units and parts of ``text`` under ``sizes`` (default: the standard 160/153/70/67).
+def analyze(
+    text: str, sizes: PartSizes | None = None, *, policy: EncodingPolicy = "auto"
+) -> SmsInfo:
+    """Encoding, units and parts of ``text`` under ``sizes`` (default: the standard 160/153/70/67)
+    and the encoding ``policy`` (module docstring).
 
     Parts are counted by segmenting as :func:`segments` does, so the two always agree.
     """
     sizes = DEFAULT_SIZES if sizes is None else sizes
     _check_sizes(sizes)
-    forcing = _ucs2_forcing(text)
-    encoding: Encoding = UCS2 if forcing else GSM7
+    encoding = _encoding_of(text, policy)
     costs = _costs(text, encoding)
     single, part = _budgets(encoding, sizes)
+    outside = _ucs2_forcing(text)
     return SmsInfo(
         encoding=encoding,
         units=sum(costs),
         parts=sum(1 for _ in _cuts(costs, single, part)),
         chars=len(text),
-        ucs2_forcing=forcing,
+        ucs2_forcing=outside if encoding == UCS2 else (),
         sizes=sizes,
+        renders_differently=outside if encoding == GSM7 else (),
     )
 
 
-def segments(text: str, sizes: PartSizes | None = None) -> list[str]:
+def segments(
+    text: str, sizes: PartSizes | None = None, *, policy: EncodingPolicy = "auto"
+) -> list[str]:
     """The parts ``text`` is sent as, in order; ``"".join(segments(text))`` is ``text``.
 
     Greedy: each part takes as many whole characters as fit, so an extension character or an
@@ -208,7 +240,7 @@ def segments(text: str, sizes: PartSizes | None = None) -> list[str]:
     """
     sizes = DEFAULT_SIZES if sizes is None else sizes
     _check_sizes(sizes)
-    encoding = _encoding_of(text)
+    encoding = _encoding_of(text, policy)
     single, part = _budgets(encoding, sizes)
     result: list[str] = []
     start = 0

@@ -12,7 +12,12 @@ Message life::
        │          │          ├─▶ failed (permanent, or retries exhausted) ─▶ pending (retry-failed)
        └──────────┴──────────┤   (transient error before the request left: back to pending)
                              └─▶ in_doubt ─▶ submitted/sent/delivered/... (a report settles it)
-                                          ─▶ pending (ops: resend) | sent (ops: mark sent)
+                                          ─▶ pending (ops: resend) | unknown (ops: mark sent)
+
+Ops marking an in-doubt send as sent makes it final as ``unknown``: it went out, but without a
+provider id no poll can follow it (a TimeToChat report naming its extRef still settles it).
+Only recipients not yet handed over (``pending``, ``queued``) expire on our side; a message in
+flight ends ``unknown`` when polling gives up, and a late delivery report applies to either.
 """
 
 from __future__ import annotations
@@ -100,7 +105,9 @@ MESSAGE_TRANSITIONS: Mapping[MessageState, frozenset[MessageState]] = {
     M.UNKNOWN: frozenset({M.DELIVERED, M.UNDELIVERABLE, M.EXPIRED}),
     M.DELIVERED: frozenset(),
     M.UNDELIVERABLE: frozenset(),
-    M.EXPIRED: frozenset(),
+    # A provider's final word on a message that expired (on our side, or by its own earlier
+    # report) still tells the truth: a late DELIVERED means the recipient has it.
+    M.EXPIRED: frozenset({M.DELIVERED, M.UNDELIVERABLE}),
     M.CANCELLED: frozenset(),
 }
 
@@ -147,9 +154,9 @@ _RANK = {
     M.SUBMITTED: 1,
     M.SENT: 2,
     M.UNKNOWN: 3,
-    M.DELIVERED: 4,
-    M.UNDELIVERABLE: 4,
     M.EXPIRED: 4,
+    M.DELIVERED: 5,
+    M.UNDELIVERABLE: 5,
 }
 
 
@@ -163,7 +170,8 @@ def report_applies(current: MessageState, reported: MessageState) -> bool:
 
     Reports are applied monotonically: a late ``sent`` never overwrites ``delivered``, a repeated
     report changes nothing, and a report about a message not yet known as submitted (in doubt, or
-    still sending when the callback overtakes our commit) moves it forward.
+    still sending when the callback overtakes our commit) moves it forward. ``expired`` ranks
+    below the provider's final word: a delivery after it applies, the recipient has it.
     """
     if reported not in _DELIVERY_REPORTS or not can_move(current, reported):
         return False

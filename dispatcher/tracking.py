@@ -19,8 +19,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dispatcher.backoff import next_poll_at, poll_deadline
+from dispatcher.constants import TIMETOCHAT
 from dispatcher.models import Campaign, InboundMessage, Message
-from dispatcher.reports import DEDUP_KEY_LENGTH, Applied, Report, apply_reports, bounded_key
+from dispatcher.reports import (
+    DEDUP_KEY_LENGTH,
+    Applied,
+    Report,
+    apply_reports,
+    attempt_ref,
+    bounded_key,
+    split_attempt_ref,
+)
 from dispatcher.states import MessageState
 
 __all__ = [
@@ -28,13 +37,18 @@ __all__ = [
     "Applied",
     "Report",
     "apply_report",
+    "attempt_ref",
     "bounded_key",
     "claim_due_polls",
     "record_poll_silence",
+    "split_attempt_ref",
     "store_inbound",
 ]
 
 M = MessageState
+
+PROVIDERS_WITH_VALIDITY = frozenset({TIMETOCHAT})
+"""Providers sent the campaign's validity, past which they stop trying to deliver."""
 
 
 def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> bool:
@@ -71,7 +85,7 @@ def store_inbound(
     if reply_to_ext_ref or reply_to_provider_id:
         conditions = []
         if reply_to_ext_ref:
-            conditions.append(Message.ext_ref == reply_to_ext_ref)
+            conditions.append(Message.ext_ref == split_attempt_ref(reply_to_ext_ref)[0])
         if reply_to_provider_id:
             # A provider id is unique only within its provider (as _find matches reports).
             conditions.append(
@@ -140,19 +154,21 @@ def record_poll_silence(
 ) -> None:
     """After a poll that brought no final news: poll again later, or give up at the deadline.
 
-    Past the deadline a message still in flight is final: ``expired`` when the campaign's
-    validity has passed (the provider will not deliver it any more), else ``unknown``.
+    Past the deadline a message still in flight is final as ``unknown``: it was handed over, so
+    only its provider may say it expired. The deadline is ``deadline`` after submission, or the
+    campaign's validity when the provider was given it (TimeToChat's ``validityDate``); ByteHand
+    has no validity parameter, so its messages are still at the operator when it passes.
     """
     rows = session.execute(
-        select(Message, Campaign.validity)
+        select(Message, Campaign.validity, Campaign.provider)
         .join(Campaign)
         .where(Message.id.in_(message_ids), Message.state.in_((M.SUBMITTED, M.SENT)))
     ).all()
-    for message, validity in rows:
+    for message, validity, provider in rows:
         submitted = message.submitted_at or now
-        if now >= poll_deadline(submitted, validity, default=deadline):
-            final = M.EXPIRED if validity is not None and now >= validity else M.UNKNOWN
-            values: dict[str, Any] = {"state": final, "final_at": now, "next_poll_at": None}
+        handed_validity = validity if provider in PROVIDERS_WITH_VALIDITY else None
+        if now >= poll_deadline(submitted, handed_validity, default=deadline):
+            values: dict[str, Any] = {"state": M.UNKNOWN, "final_at": now, "next_poll_at": None}
         else:
             values = {
                 "polls": message.polls + 1,

@@ -395,3 +395,47 @@ def test_report_counts_reasons_parts_and_cost(db_engine: Engine, seed: Seed) -> 
         "bytehand",
         None,
     )
+
+
+def _in_thread(
+    engine: Engine, action: Callable[..., Any], *args: Any
+) -> tuple[threading.Thread, list[Any]]:
+    """Run ``action`` in its own committed transaction on another thread; its result list."""
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(run(engine, action, *args)))
+    thread.start()
+    # Long enough for the other transaction to finish unless it waits for the first one.
+    thread.join(timeout=1.0)
+    return thread, results
+
+
+def test_finishing_during_retry_failed_leaves_the_campaign_running(
+    db_engine: Engine, seed: Seed
+) -> None:
+    """A finish racing a retry-failed that has moved recipients back does not complete it."""
+    cid, ids = seed(M.DELIVERED, {"state": M.FAILED, "error_transient": True})
+    with Session(db_engine) as retrying:
+        assert campaigns.retry_failed(retrying, cid, NOW) == 1
+        finisher, finished = _in_thread(db_engine, campaigns.finish_if_done, cid, NOW)
+        retrying.commit()
+    finisher.join()
+    assert finished == [False]
+    assert (campaign(db_engine, cid).state, states(db_engine, ids)) == (
+        C.RUNNING,
+        [M.DELIVERED, M.PENDING],
+    )
+
+
+def test_retry_failed_during_finishing_reopens_the_campaign(db_engine: Engine, seed: Seed) -> None:
+    """A retry-failed racing a finish reopens the campaign it completed."""
+    cid, ids = seed(M.DELIVERED, {"state": M.FAILED, "error_transient": True})
+    with Session(db_engine) as finishing:
+        assert campaigns.finish_if_done(finishing, cid, NOW) is True
+        retrier, retried = _in_thread(db_engine, campaigns.retry_failed, cid, NOW)
+        finishing.commit()
+    retrier.join()
+    assert retried == [1]
+    assert (campaign(db_engine, cid).state, states(db_engine, ids)) == (
+        C.RUNNING,
+        [M.DELIVERED, M.PENDING],
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 import pytest
@@ -28,6 +29,8 @@ from tests.conftest import Seed
 
 M = MessageState
 NOW = utcnow()
+SEEDED: defaultdict[int, int] = defaultdict(int)
+"""The attempt of every seeded message: none made yet."""
 
 
 def fetch(engine: Engine, ids: list[int]) -> list[Message]:
@@ -160,7 +163,7 @@ def test_record_submitted_keeps_the_provider_id(db_engine: Engine, seed: Seed) -
     _, ids = seed(M.SENDING, last_error="earlier")
     poll_at = NOW + timedelta(minutes=1)
     with Session(db_engine) as session:
-        assert record_submitted(session, [(ids[0], "pid-1")], NOW, poll_at) == 1
+        assert record_submitted(session, [(ids[0], "pid-1")], NOW, poll_at, attempts=SEEDED) == 1
         session.commit()
     [message] = fetch(db_engine, ids)
     assert (message.state, message.provider_message_id) == (M.SUBMITTED, "pid-1")
@@ -172,7 +175,7 @@ def test_record_submitted_batch_keeps_each_provider_id(db_engine: Engine, seed: 
     _, ids = seed(M.SENDING, M.SENDING, M.PENDING)
     with Session(db_engine) as session:
         accepted = [(mid, f"pid-{n}") for n, mid in enumerate(ids)]
-        assert record_submitted(session, accepted, NOW, NOW) == 2
+        assert record_submitted(session, accepted, NOW, NOW, attempts=SEEDED) == 2
         session.commit()
     assert [(m.state, m.provider_message_id) for m in fetch(db_engine, ids)] == [
         (M.SUBMITTED, "pid-0"),
@@ -187,7 +190,7 @@ def test_record_retry_batch_keeps_each_not_before(db_engine: Engine, seed: Seed)
     later = [NOW + timedelta(seconds=5), NOW + timedelta(seconds=50)]
     with Session(db_engine) as session:
         retries = [Retry(mid, f"busy {n}", later[n]) for n, mid in enumerate(ids)]
-        assert record_retry(session, retries, NOW) == 2
+        assert record_retry(session, retries, NOW, attempts=SEEDED) == 2
         session.commit()
     assert [(m.state, m.last_error, m.not_before) for m in fetch(db_engine, ids)] == [
         (M.PENDING, "busy 0", later[0]),
@@ -205,7 +208,7 @@ def test_record_submitted_after_the_sweeper_still_records(db_engine: Engine, see
         session.commit()
     assert states(db_engine, ids) == [M.IN_DOUBT]
     with Session(db_engine) as session:
-        assert record_submitted(session, [(ids[0], "pid-1")], NOW, NOW) == 1
+        assert record_submitted(session, [(ids[0], "pid-1")], NOW, NOW, attempts=SEEDED) == 1
         session.commit()
     [message] = fetch(db_engine, ids)
     assert (message.state, message.provider_message_id) == (M.SUBMITTED, "pid-1")
@@ -216,7 +219,9 @@ def test_record_submitted_ignores_other_states(db_engine: Engine, seed: Seed) ->
     others = [M.PENDING, M.QUEUED, M.DELIVERED, M.FAILED, M.CANCELLED]
     _, ids = seed(*others)
     with Session(db_engine) as session:
-        assert record_submitted(session, [(mid, "pid") for mid in ids], NOW, NOW) == 0
+        assert (
+            record_submitted(session, [(mid, "pid") for mid in ids], NOW, NOW, attempts=SEEDED) == 0
+        )
         session.commit()
     assert [(m.state, m.provider_message_id) for m in fetch(db_engine, ids)] == [
         (state, None) for state in others
@@ -227,8 +232,18 @@ def test_record_failed_stores_reason_and_kind(db_engine: Engine, seed: Seed) -> 
     """sending -> failed with the reason, final_at and whether ops may retry it."""
     _, ids = seed(M.SENDING, M.SENDING)
     with Session(db_engine) as session:
-        assert record_failed(session, [(ids[0], "bytehand:12 bad")], NOW, transient=False) == 1
-        assert record_failed(session, [(ids[1], "busy (after 6)")], NOW, transient=True) == 1
+        assert (
+            record_failed(
+                session, [(ids[0], "bytehand:12 bad")], NOW, transient=False, attempts=SEEDED
+            )
+            == 1
+        )
+        assert (
+            record_failed(
+                session, [(ids[1], "busy (after 6)")], NOW, transient=True, attempts=SEEDED
+            )
+            == 1
+        )
         session.commit()
     assert [
         (m.state, m.last_error, m.error_transient, m.final_at) for m in fetch(db_engine, ids)
@@ -243,7 +258,12 @@ def test_record_failed_ignores_other_states(db_engine: Engine, seed: Seed) -> No
     others = [M.PENDING, M.QUEUED, M.IN_DOUBT, M.SUBMITTED]
     _, ids = seed(*others)
     with Session(db_engine) as session:
-        assert record_failed(session, [(mid, "x") for mid in ids], NOW, transient=False) == 0
+        assert (
+            record_failed(
+                session, [(mid, "x") for mid in ids], NOW, transient=False, attempts=SEEDED
+            )
+            == 0
+        )
         session.commit()
     assert states(db_engine, ids) == others
 
@@ -253,7 +273,7 @@ def test_record_retry_puts_back_to_pending(db_engine: Engine, seed: Seed) -> Non
     _, ids = seed(M.SENDING)
     later = NOW + timedelta(seconds=30)
     with Session(db_engine) as session:
-        assert record_retry(session, [Retry(ids[0], "busy", later)], NOW) == 1
+        assert record_retry(session, [Retry(ids[0], "busy", later)], NOW, attempts=SEEDED) == 1
         session.commit()
     [message] = fetch(db_engine, ids)
     assert (message.state, message.last_error, message.not_before) == (M.PENDING, "busy", later)
@@ -264,7 +284,10 @@ def test_record_retry_ignores_messages_not_being_sent(db_engine: Engine, seed: S
     others = [M.PENDING, M.QUEUED, M.FAILED, M.SUBMITTED, M.DELIVERED, M.CANCELLED]
     _, ids = seed(*others)
     with Session(db_engine) as session:
-        assert record_retry(session, [Retry(mid, "busy", NOW) for mid in ids], NOW) == 0
+        assert (
+            record_retry(session, [Retry(mid, "busy", NOW) for mid in ids], NOW, attempts=SEEDED)
+            == 0
+        )
         session.commit()
     assert [(m.state, m.last_error) for m in fetch(db_engine, ids)] == [
         (state, None) for state in others
@@ -275,7 +298,7 @@ def test_record_retry_after_the_sweeper_releases_the_send(db_engine: Engine, see
     """A worker that knows nothing went out settles the in-doubt the sweeper made of it."""
     _, ids = seed(M.IN_DOUBT)
     with Session(db_engine) as session:
-        assert record_retry(session, [Retry(ids[0], "busy", NOW)], NOW) == 1
+        assert record_retry(session, [Retry(ids[0], "busy", NOW)], NOW, attempts=SEEDED) == 1
         session.commit()
     assert states(db_engine, ids) == [M.PENDING]
 
@@ -284,7 +307,8 @@ def test_record_in_doubt_only_from_sending(db_engine: Engine, seed: Seed) -> Non
     """sending -> in_doubt with the reason; a submitted message is left alone."""
     _, ids = seed(M.SENDING, M.SUBMITTED)
     with Session(db_engine) as session:
-        assert record_in_doubt(session, ids, "timeout", NOW) == [ids[0]]
+        doubtful = [(mid, "timeout") for mid in ids]
+        assert record_in_doubt(session, doubtful, NOW, attempts=SEEDED) == 1
         session.commit()
     [doubted, submitted] = fetch(db_engine, ids)
     assert (doubted.state, doubted.last_error) == (M.IN_DOUBT, "timeout")
@@ -361,3 +385,65 @@ def test_in_flight_counts_queued_and_sending(db_engine: Engine, seed: Seed) -> N
     seed(M.QUEUED)
     with Session(db_engine) as session:
         assert in_flight(session, cid) == 3
+
+
+def _resend_after_doubt(engine: Engine, campaign_id: int, ids: list[int]) -> list[int]:
+    """What a stalled send lives through: the sweeper doubts it, ops resend, a worker claims."""
+    later = NOW + timedelta(hours=1)
+    with Session(engine) as session:
+        sweep_stuck(
+            session, later, sending_timeout=timedelta(minutes=2), queued_timeout=timedelta(hours=2)
+        )
+        move(session, ids, M.PENDING, sources={M.IN_DOUBT})
+        claim_window(session, campaign_of(session, campaign_id), 10, later)
+        attempts = [m.attempts for m in claim_for_send(session, ids, later)]
+        session.commit()
+    return attempts
+
+
+def test_a_stale_senders_retry_leaves_the_next_attempt_alone(db_engine: Engine, seed: Seed) -> None:
+    """Worker A's late retry cannot put worker B's later attempt back to pending."""
+    cid, ids = seed(M.QUEUED, queued_at=NOW)
+    with Session(db_engine) as session:
+        [first] = claim_for_send(session, ids, NOW)
+        session.commit()
+    assert _resend_after_doubt(db_engine, cid, ids) == [first.attempts + 1]
+    with Session(db_engine) as session:
+        stale = {ids[0]: first.attempts}
+        assert record_retry(session, [Retry(ids[0], "busy", NOW)], NOW, attempts=stale) == 0
+        fresh = {ids[0]: first.attempts + 1}
+        assert record_submitted(session, [(ids[0], "pid-b")], NOW, NOW, attempts=fresh) == 1
+        session.commit()
+    [message] = fetch(db_engine, ids)
+    assert (message.state, message.provider_message_id) == (M.SUBMITTED, "pid-b")
+
+
+def test_a_stale_senders_answer_cannot_settle_the_next_attempt(
+    db_engine: Engine, seed: Seed
+) -> None:
+    """Worker A's late failure or doubt does not land on worker B's attempt being sent."""
+    cid, ids = seed(M.QUEUED, M.QUEUED, queued_at=NOW)
+    with Session(db_engine) as session:
+        first = claim_for_send(session, ids, NOW)
+        session.commit()
+    _resend_after_doubt(db_engine, cid, ids)
+    stale = {m.id: m.attempts for m in first}
+    with Session(db_engine) as session:
+        assert record_failed(session, [(ids[0], "x")], NOW, transient=False, attempts=stale) == 0
+        assert record_in_doubt(session, [(ids[1], "timeout")], NOW, attempts=stale) == 0
+        session.commit()
+    assert states(db_engine, ids) == [M.SENDING, M.SENDING]
+
+
+def test_a_refunded_retry_gives_the_attempt_back(db_engine: Engine, seed: Seed) -> None:
+    """A retry the limiter caused leaves the attempts as they were before the claim."""
+    _, ids = seed(M.QUEUED, M.QUEUED, queued_at=NOW)
+    with Session(db_engine) as session:
+        claimed = {m.id: m.attempts for m in claim_for_send(session, ids, NOW)}
+        retries = [Retry(ids[0], "limiter down", NOW, refund=True), Retry(ids[1], "busy", NOW)]
+        assert record_retry(session, retries, NOW, attempts=claimed) == 2
+        session.commit()
+    assert [(m.state, m.attempts) for m in fetch(db_engine, ids)] == [
+        (M.PENDING, 0),
+        (M.PENDING, 1),
+    ]

@@ -112,3 +112,15 @@ def test_create_errors(env: Path, tmp_path: Path, args: list[str], message: str)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert _campaigns(tmp_path) == 0
+
+
+def test_estimate_latin1_names_letters_that_may_show_differently(env: Path) -> None:
+    """--encoding latin1: GSM-7 parts, and the table names the ê an operator may render."""
+    text = "Bonjour {first_name}, votre fenêtre est confirmée"
+    args = ["estimate", str(env), "--text", text, "--provider", "timetochat"]
+    result = CliRunner().invoke(main, [*args, "--encoding", "latin1"])
+    assert result.exit_code == 0, result.output
+    assert "encoding GSM-7" in result.stdout
+    assert "may show differently: 'ê'" in result.stdout
+    refused = CliRunner().invoke(main, [*args, "--encoding", "latin9"])
+    assert refused.exit_code == 2

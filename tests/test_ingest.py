@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -125,6 +126,39 @@ def test_ucs2_and_smart_encoding(tmp_path: Path) -> None:
         tmp_path, ["0601020304;A"], template=text.replace("ç", "c"), smart_encoding=True
     )
     assert smart2.encodings == {"GSM-7": 1} and smart2.parts_saved == 1
+
+
+FENETRE = "Bonjour {first_name}, votre fenêtre de livraison est confirmée pour demain 9 h " * 2
+
+
+@pytest.mark.parametrize(
+    ("policy", "encodings", "parts", "renders"),
+    [
+        ("auto", {"UCS-2": 3, "GSM-7": 1}, 10, {}),
+        ("unicode", {"UCS-2": 4}, 10, {}),
+        ("latin1", {"GSM-7": 4}, 4, {"ê": 3}),
+    ],
+)
+def test_timetochat_encoding_policy(
+    tmp_path: Path, policy: str, encodings: dict[str, int], parts: int, renders: dict[str, int]
+) -> None:
+    """--encoding decides each text's encoding, parts and which letters may show differently."""
+    rows = ["0601020304;Anne", "0601020305;Zoé", "0601020306;Bob"]
+    figures = _estimate(tmp_path, rows, template=FENETRE, encoding=policy)
+    plain = "Hi {first_name}"
+    figures_plain = _estimate(tmp_path, ["0601020304;Anne"], template=plain, encoding=policy)
+    assert figures.encodings + figures_plain.encodings == Counter(encodings)
+    assert figures.parts + figures_plain.parts == parts
+    assert figures.renders_differently == renders
+    assert figures.to_json()["encoding_policy"] == policy
+
+
+def test_bytehand_sends_auto_only(tmp_path: Path) -> None:
+    """The encoding choice is TimeToChat's: ByteHand refuses anything but auto."""
+    path = tmp_path / "f.csv"
+    path.write_text("phone\n0601020304\n", encoding="utf-8")
+    with pytest.raises(InputError, match="encoding"):
+        estimate(SETTINGS, path, provider="bytehand", template="Hi", encoding="latin1")
 
 
 def test_over_limit(tmp_path: Path) -> None:

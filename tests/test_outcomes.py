@@ -44,13 +44,15 @@ def unavailable(retry_after: float | None = None) -> ProviderUnavailable:
 
 def test_message_id_is_submitted() -> None:
     """A provider id means the recipient is submitted with that id."""
-    assert plan([claimed(7)], ["pid-7"]) == Outcomes(submitted=[(7, "pid-7")])
+    assert plan([claimed(7)], ["pid-7"]) == Outcomes(submitted=[(7, "pid-7")], attempts={7: 1})
 
 
 def test_rejected_fails_for_good_with_reason() -> None:
     """A permanent refusal is rejected with the provider's code and text."""
     error = ProviderRejected("bad number", provider="bytehand", code="12")
-    assert plan([claimed(1)], [error]) == Outcomes(rejected=[(1, "bytehand:12 bad number")])
+    assert plan([claimed(1)], [error]) == Outcomes(
+        rejected=[(1, "bytehand:12 bad number")], attempts={1: 1}
+    )
 
 
 def test_rejected_even_on_the_last_attempt_is_rejected() -> None:
@@ -60,11 +62,19 @@ def test_rejected_even_on_the_last_attempt_is_rejected() -> None:
     assert outcomes.rejected and not outcomes.exhausted
 
 
+def test_every_recipient_keeps_the_attempt_its_answer_belongs_to() -> None:
+    """The attempts claimed travel with the outcomes, to fence their recording."""
+    outcomes = plan([claimed(1, attempts=2), claimed(2, attempts=5)], ["a", unavailable()])
+    assert outcomes.attempts == {1: 2, 2: 5}
+
+
 def test_send_in_doubt_is_in_doubt() -> None:
     """A send that may have reached the provider is in doubt, never retried."""
     error = SendInDoubt("read timeout", provider="timetochat")
     outcomes = plan([claimed(1, attempts=SETTINGS.max_attempts)], [error])
-    assert outcomes == Outcomes(in_doubt=[(1, "timetochat read timeout")])
+    assert outcomes == Outcomes(
+        in_doubt=[(1, "timetochat read timeout")], attempts={1: SETTINGS.max_attempts}
+    )
 
 
 @pytest.mark.parametrize(
@@ -97,6 +107,21 @@ def test_limiter_reason_is_its_text() -> None:
     """Errors that are not provider errors keep their message as the reason."""
     [retry] = plan([claimed(1)], [RateLimiterUnavailable("redis down")]).retries
     assert retry.reason == "redis down"
+
+
+def test_a_limiter_outage_never_exhausts_a_recipient() -> None:
+    """On its last attempt, a recipient the limiter stopped is retried with the attempt back."""
+    error = RateLimiterUnavailable("redis down")
+    outcomes = plan([claimed(1, attempts=SETTINGS.max_attempts)], [error])
+    assert not outcomes.exhausted
+    [retry] = outcomes.retries
+    assert retry.refund and retry.not_before > NOW
+
+
+def test_a_provider_retry_keeps_its_attempt() -> None:
+    """A provider's transient error is counted: only our own outage is given back."""
+    [retry] = plan([claimed(1)], [unavailable()]).retries
+    assert not retry.refund
 
 
 def test_retry_honors_retry_after() -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
+from dispatcher.config import load_settings
 from dispatcher.embedded import free_port
 from dispatcher.errors import RateLimiterUnavailable
 from dispatcher.providers.base import CallKind
 from dispatcher.ratelimit import FleetLimiter
+from dispatcher.runtime import Runtime
 
 
 def max_in_any_window(stamps: list[float], window: float = 1.0) -> int:
@@ -155,13 +160,46 @@ def test_an_unspent_reservation_is_given_back(redis_client: redis.Redis, redis_u
     assert _granted(limiter, "send")
 
 
-def test_reserving_without_redis_leaves_the_call_to_fail_closed() -> None:
-    """No Redis: nothing reserved, and the call itself is refused as before."""
+def test_reserving_without_redis_fails_closed_before_the_claim() -> None:
+    """No Redis: the reservation itself is refused, so no recipient is claimed for a call."""
     limiter = FleetLimiter(
         f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20, max_wait_s=0
     )
-    with limiter.reserved("send"), pytest.raises(RateLimiterUnavailable), limiter("send"):
-        pytest.fail("a call was let through")
+    with pytest.raises(RateLimiterUnavailable), limiter.reserved("send"):
+        pytest.fail("work was claimed without a slot")
+
+
+@pytest.fixture
+def silent_redis_url() -> Iterator[str]:
+    """A Redis address that accepts connections and never answers (a hung server)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing is ever read or answered
+    try:
+        yield f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    finally:
+        silent.close()
+
+
+def test_a_redis_that_stops_answering_fails_closed_within_seconds(silent_redis_url: str) -> None:
+    """A hung Redis makes the limiter raise within seconds instead of hanging a thread."""
+    started = time.monotonic()
+    limiter = FleetLimiter(silent_redis_url, "silent", calls_per_second=20)
+    with pytest.raises(RateLimiterUnavailable):
+        limiter.try_acquire("send")
+    assert time.monotonic() - started < 10
+
+
+def test_the_runtime_redis_client_times_out(silent_redis_url: str, tmp_path: Path) -> None:
+    """The runtime's client (the token cache's) gives up on a hung Redis within seconds."""
+    runtime = Runtime(
+        load_settings({"REDIS_URL": silent_redis_url, "DISPATCHER_STATE_DIR": str(tmp_path)})
+    )
+    started = time.monotonic()
+    with pytest.raises(redis.TimeoutError):
+        runtime.redis.ping()
+    assert time.monotonic() - started < 10
+    runtime.close()
 
 
 def test_in_use_counts_the_current_window(redis_client: redis.Redis, redis_url: str) -> None:

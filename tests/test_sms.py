@@ -19,6 +19,7 @@ from dispatcher.sms import (
     GSM7_EXTENSION,
     SMART_REPLACEMENTS,
     UCS2,
+    EncodingPolicy,
     analyze,
     char_name,
     check_limits,
@@ -356,6 +357,48 @@ def test_smart_replacements_are_never_letters() -> None:
         assert not unicodedata.category(char).startswith("L"), char_name(char)
         assert char not in GSM7_BASIC | GSM7_EXTENSION, char_name(char)
         assert all(ch in GSM7_BASIC and not ch.isalnum() for ch in replacement)
+
+
+FRENCH = "Bonjour Hélène, votre fenêtre de livraison est confirmée : à demain 9 h, merci !" * 2
+
+
+@pytest.mark.parametrize(
+    ("policy", "encoding", "parts", "renders"),
+    [
+        ("auto", UCS2, 3, ()),
+        ("unicode", UCS2, 3, ()),
+        ("latin1", GSM7, 1, ("ê",)),
+    ],
+)
+def test_encoding_policy_of_a_french_text(
+    policy: EncodingPolicy, encoding: str, parts: int, renders: tuple[str, ...]
+) -> None:
+    """One ê: auto and unicode pay UCS-2; latin1 sends GSM-7 septets and names the ê."""
+    info = analyze(FRENCH, TIMETOCHAT, policy=policy)
+    assert (info.encoding, info.parts, info.renders_differently) == (encoding, parts, renders)
+    assert "".join(segments(FRENCH, TIMETOCHAT, policy=policy)) == FRENCH
+    assert len(segments(FRENCH, TIMETOCHAT, policy=policy)) == parts
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "units"),
+    [
+        ("fenêtre {ç}", GSM7, 13),  # Latin-1 letters one septet, braces two each
+        ("Prix 5 €, ç", GSM7, 12),  # the euro is GSM-7 (extension), not Latin-1
+        ("ça coûte 5 ₽", UCS2, 12),  # a rouble sign is neither: UCS-2 as under auto
+        ("Привет", UCS2, 6),
+    ],
+)
+def test_latin1_policy_table(text: str, encoding: str, units: int) -> None:
+    """latin1 sends GSM-7 only when every character is GSM-7 or ISO-8859-1."""
+    info = analyze(text, TIMETOCHAT, policy="latin1")
+    assert (info.encoding, info.units) == (encoding, units)
+
+
+def test_unicode_policy_sends_even_plain_text_as_ucs2() -> None:
+    """unicode: a GSM-7 text still goes as UCS-2, with nothing to blame for it."""
+    info = analyze("Hello", TIMETOCHAT, policy="unicode")
+    assert (info.encoding, info.ucs2_forcing, info.renders_differently) == (UCS2, (), ())
 
 
 def test_char_name_names_invisible_characters() -> None:

@@ -63,6 +63,8 @@ ALLOWED_MESSAGE_MOVES = [
     (M.UNKNOWN, M.DELIVERED),
     (M.UNKNOWN, M.UNDELIVERABLE),
     (M.UNKNOWN, M.EXPIRED),
+    (M.EXPIRED, M.DELIVERED),
+    (M.EXPIRED, M.UNDELIVERABLE),
 ]
 
 FORBIDDEN_MESSAGE_MOVES = [
@@ -145,9 +147,11 @@ def test_no_message_state_moves_to_itself() -> None:
 
 @pytest.mark.parametrize("state", sorted(FINAL_MESSAGE_STATES))
 def test_final_states_have_no_moves_but_the_documented_ones(state: MessageState) -> None:
-    """Final states stay final, except unknown refined by a late report and failed retried."""
+    """Final states stay final, except unknown or expired refined by a late report and failed
+    retried."""
     expected = {
         M.UNKNOWN: {M.DELIVERED, M.UNDELIVERABLE, M.EXPIRED},
+        M.EXPIRED: {M.DELIVERED, M.UNDELIVERABLE},  # the provider's final word after ours
         M.FAILED: {M.PENDING},  # ops' retry-failed
     }.get(state, set())
     assert MESSAGE_TRANSITIONS[state] == expected
@@ -217,6 +221,8 @@ def test_forbidden_campaign_move(current: CampaignState, target: CampaignState) 
         (M.DELIVERED, M.UNKNOWN, False),
         (M.UNKNOWN, M.DELIVERED, True),
         (M.UNKNOWN, M.SENT, False),
+        (M.EXPIRED, M.DELIVERED, True),  # expired on our side, delivered after all
+        (M.EXPIRED, M.SENT, False),
         (M.IN_DOUBT, M.SUBMITTED, True),
         (M.IN_DOUBT, M.DELIVERED, True),
         (M.SENDING, M.SUBMITTED, True),
@@ -234,10 +240,10 @@ def test_report_applies_table(current: MessageState, reported: MessageState, app
 
 
 def test_delivery_rank_orders_the_reports() -> None:
-    """submitted < sent < unknown < every final delivery state; others rank 0."""
+    """submitted < sent < unknown < expired < the provider's final word; others rank 0."""
     assert delivery_rank(M.SUBMITTED) < delivery_rank(M.SENT) < delivery_rank(M.UNKNOWN)
-    finals = {delivery_rank(s) for s in (M.DELIVERED, M.UNDELIVERABLE, M.EXPIRED)}
-    assert finals == {delivery_rank(M.DELIVERED)} and delivery_rank(M.UNKNOWN) < finals.pop()
+    assert delivery_rank(M.UNKNOWN) < delivery_rank(M.EXPIRED) < delivery_rank(M.DELIVERED)
+    assert delivery_rank(M.DELIVERED) == delivery_rank(M.UNDELIVERABLE)
     assert delivery_rank(M.PENDING) == delivery_rank(M.IN_DOUBT) == 0
 
 

@@ -18,9 +18,11 @@ from dispatcher.tracking import (
     Applied,
     Report,
     apply_report,
+    attempt_ref,
     bounded_key,
     claim_due_polls,
     record_poll_silence,
+    split_attempt_ref,
     store_inbound,
 )
 from tests.conftest import Seed
@@ -161,6 +163,34 @@ def test_report_applies_when_the_state_moved_after_it_was_read(
     assert fired
     assert outcome == Applied.APPLIED
     assert fetch(db_engine, mid).state == M.DELIVERED
+
+
+def test_a_report_of_the_attempt_in_flight_settles_it(db_engine: Engine, seed: Seed) -> None:
+    """An extRef naming the message's current attempt settles the send it was made for."""
+    _, [mid] = seed(M.IN_DOUBT, attempts=2, campaign={"provider": "timetochat"})
+    ref = attempt_ref("ref-0", 2)
+    result = apply(db_engine, report(M.DELIVERED, ext_ref=ref, pid="t9", provider="timetochat"))
+    assert result == [Applied.APPLIED]
+    assert fetch(db_engine, mid).state == M.DELIVERED
+
+
+def test_a_late_report_of_an_earlier_attempt_leaves_the_current_one(
+    db_engine: Engine, seed: Seed
+) -> None:
+    """A report of attempt 1 arriving while attempt 2 is being sent does not settle it."""
+    _, [mid] = seed(M.SENDING, attempts=2, campaign={"provider": "timetochat"})
+    ref = attempt_ref("ref-0", 1)
+    result = apply(db_engine, report(M.DELIVERED, ext_ref=ref, pid="t1", provider="timetochat"))
+    assert result == [Applied.UNKNOWN_MESSAGE]
+    message = fetch(db_engine, mid)
+    assert (message.state, message.provider_message_id) == (M.SENDING, None)
+
+
+def test_split_attempt_ref_reads_what_attempt_ref_wrote() -> None:
+    """Refs with and without an attempt read back; a ref without one names no attempt."""
+    assert split_attempt_ref(attempt_ref("c12-5", 3)) == ("c12-5", 3)
+    assert split_attempt_ref("c12-5") == ("c12-5", None)
+    assert split_attempt_ref("v1.x") == ("v1.x", None)
 
 
 def test_report_keeps_the_provider_id_we_already_have(db_engine: Engine, seed: Seed) -> None:
@@ -305,12 +335,28 @@ def test_poll_silence_at_the_deadline_is_unknown(db_engine: Engine, seed: Seed) 
     assert (message.state, message.final_at, message.next_poll_at) == (M.UNKNOWN, NOW, None)
 
 
-def test_poll_silence_after_validity_is_expired(db_engine: Engine, seed: Seed) -> None:
-    """Silent past the campaign's validity, a message is final as expired."""
+def test_poll_silence_after_validity_is_unknown_not_expired(db_engine: Engine, seed: Seed) -> None:
+    """A TimeToChat message silent past its validity was handed over: unknown, not expired."""
     validity = NOW - timedelta(minutes=1)
-    _, [mid] = seed(M.SUBMITTED, submitted_at=NOW, campaign={"validity": validity})
+    campaign = {"validity": validity, "provider": "timetochat"}
+    _, [mid] = seed(M.SUBMITTED, submitted_at=NOW, campaign=campaign)
     message = silence(db_engine, mid)
-    assert (message.state, message.final_at) == (M.EXPIRED, NOW)
+    assert (message.state, message.final_at) == (M.UNKNOWN, NOW)
+
+
+def test_a_bytehand_message_is_polled_past_the_validity(db_engine: Engine, seed: Seed) -> None:
+    """ByteHand never got the validity: its message is still at the operator, still polled."""
+    validity = NOW - timedelta(minutes=1)
+    _, [mid] = seed(M.SENT, submitted_at=NOW, next_poll_at=NOW, campaign={"validity": validity})
+    message = silence(db_engine, mid)
+    assert (message.state, message.polls) == (M.SENT, 1)
+
+
+def test_a_delivery_after_we_expired_the_message_applies(db_engine: Engine, seed: Seed) -> None:
+    """A DELIVERED arriving after the message expired on our side is kept."""
+    _, [mid] = seed(M.EXPIRED, provider_message_id="p1", final_at=NOW)
+    assert apply(db_engine, report(M.DELIVERED, pid="p1")) == [Applied.APPLIED]
+    assert fetch(db_engine, mid).state == M.DELIVERED
 
 
 def test_poll_silence_before_validity_keeps_polling(db_engine: Engine, seed: Seed) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from dispatcher.cli.estimate import progress_bar, render_estimate
+from dispatcher.cli.estimate import encoding_option, progress_bar, render_estimate
+from dispatcher.sms import EncodingPolicy
 
 __all__ = ["create"]
 
@@ -19,11 +20,12 @@ __all__ = ["create"]
 @click.option("--text", "template", required=True, help="Message, e.g. 'Bonjour {first_name}'.")
 @click.option("--name", default=None, help="Campaign name (default: the file name).")
 @click.option("--start-at", default=None, help="ISO date-time with zone: start then.")
-@click.option("--send-after", default=None, help="ISO date-time with zone: provider holds it.")
+@click.option("--send-after", default=None, help="ISO date-time with zone: not sent before.")
 @click.option("--validity", default=None, help="ISO date-time with zone: undelivered after.")
 @click.option("--phone-column", default=None, help="Column of the numbers (default: guessed).")
 @click.option("--region", default=None, help="Region of numbers without +country (e.g. FR).")
 @click.option("--smart-encoding", is_flag=True, help="Replace typographic quotes etc. by GSM-7.")
+@encoding_option
 @click.option("--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (CSV).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create(
@@ -39,6 +41,7 @@ def create(
     phone_column: str | None,
     region: str | None,
     smart_encoding: bool,
+    encoding: EncodingPolicy,
     rejects: Path | None,
     as_json: bool,
 ) -> None:
@@ -65,6 +68,7 @@ def create(
             phone_column=phone_column,
             region=region,
             smart_encoding=smart_encoding,
+            encoding=encoding,
             rejects_path=rejects,
             progress=progress,
         )

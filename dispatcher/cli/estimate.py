@@ -10,12 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dispatcher.sms import ENCODING_POLICIES, EncodingPolicy
+
 if TYPE_CHECKING:  # pandas behind it: `dispatcher --help` must not pay for it
     from dispatcher.ingest import Estimate, Progress
 
-__all__ = ["estimate", "progress_bar", "render_estimate"]
+__all__ = ["encoding_option", "estimate", "progress_bar", "render_estimate"]
 
 _BAR_FROM_BYTES = 5 * 1024 * 1024
+
+encoding_option = click.option(
+    "--encoding",
+    type=click.Choice(ENCODING_POLICIES),
+    default="auto",
+    show_default=True,
+    help="TimeToChat: auto (UCS-2 for any character outside GSM-7), unicode (always), or "
+    "latin1 (GSM-7 rates when every character is ISO-8859-1; some may show differently).",
+)
 
 
 @contextlib.contextmanager
@@ -68,6 +79,9 @@ def render_estimate(figures: dict[str, Any], title: str) -> None:
         table.add_row(f"messages of {parts} part(s)", str(count))
     for ch, info in figures["ucs2_forcing"].items():
         table.add_row(f"UCS-2 forced by {ch!r} ({info['name']})", str(info["messages"]))
+    for ch, info in figures.get("renders_differently", {}).items():
+        name = f"{ch!r} ({info['name']})"
+        table.add_row(f"sent in GSM-7, may show differently: {name}", str(info["messages"]))
     if figures.get("parts_saved") is not None:
         table.add_row("parts saved by smart encoding", str(figures["parts_saved"]))
     Console().print(table)
@@ -81,6 +95,7 @@ def render_estimate(figures: dict[str, Any], title: str) -> None:
 @click.option("--region", default=None, help="Region of numbers without +country (e.g. FR).")
 @click.option("--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (CSV).")
 @click.option("--smart-encoding", is_flag=True, help="Replace typographic quotes etc. by GSM-7.")
+@encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def estimate(
     *,
@@ -91,6 +106,7 @@ def estimate(
     region: str | None,
     rejects: Path | None,
     smart_encoding: bool,
+    encoding: EncodingPolicy,
     as_json: bool,
 ) -> None:
     """Count valid, duplicate and opted-out recipients, SMS parts and cost of FILE."""
@@ -110,6 +126,7 @@ def estimate(
             phone_column=phone_column,
             region=region,
             smart_encoding=smart_encoding,
+            encoding=encoding,
             rejects_path=rejects,
             engine=engine,
             progress=progress,

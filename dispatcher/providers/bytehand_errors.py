@@ -11,10 +11,13 @@ Error codes (``{"status": <code>, "description": ...}``, normally with HTTP 400)
     4     forbidden                        AccountBlocked
     5     routing not allowed              ProviderRejected       destination, permanent
     6     invalid parameters               ProviderRejected
-    7     timeout / server not responding  ProviderUnavailable
+    7     timeout / server not responding  SendInDoubt (send)     the provider may have acted
+                                           ProviderUnavailable    on it: as 16; a read retries
     8     unsupported encoding             ProviderRejected
     9     object not found                 ProviderRejected       unknown message or signature
-    10    invalid sender                   ProviderRejected       per item in send_multi
+    10    invalid sender                   AccountBlocked         the campaign's sender, not
+                                                                  the recipient: pause, keep
+                                                                  recipients retryable
     11    invalid receiver                 ProviderRejected
     12    number does not exist            ProviderRejected
     13    switched off / out of coverage   ProviderRejected       not worth chasing within our
@@ -73,7 +76,7 @@ ERROR_CODES: Final[Mapping[int, tuple[type[ProviderError], str]]] = {
     7: (ProviderUnavailable, "The timeout period elapsed or the server is not responding."),
     8: (ProviderRejected, "Unable to decode, an unsupported encoding was used."),
     9: (ProviderRejected, "The requested object was not found."),
-    10: (ProviderRejected, "Invalid message sender."),
+    10: (AccountBlocked, "Invalid message sender."),
     11: (ProviderRejected, "Invalid message receiver."),
     12: (ProviderRejected, "The phone number does not exist."),
     13: (ProviderRejected, "The phone number is switched off or out of the coverage."),
@@ -89,7 +92,7 @@ ERROR_CODES: Final[Mapping[int, tuple[type[ProviderError], str]]] = {
 }
 """ByteHand's error codes: the class a read raises, and the provider's own description."""
 
-_IN_DOUBT_WHEN_SENDING: Final = frozenset({16, 19})
+_IN_DOUBT_WHEN_SENDING: Final = frozenset({7, 16, 19})
 
 
 def error_for_code(code: int, description: str, *, send: bool) -> ProviderError:

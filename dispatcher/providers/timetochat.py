@@ -8,8 +8,9 @@ for every destination, so converting French numbers to ``06``/``07`` would only 
 States: NEW -> submitted, CRA_SMS_SENT -> sent, CRA_SMS_RECEIVED -> delivered, every CRA_SMS_*
 error -> undeliverable. The operator-transient ones (OPFULL, OPERROR, OPFAILURE, FULLSIM,
 LOTOFMSG) are final too: they are the final report of *that* message; whether to send a new one
-is a campaign decision, not a poll's. ``SENT``/``RECEIVED`` without the prefix (as in one example
-of the original) are accepted as aliases. An unlisted state counts as sent: not final.
+is a campaign decision, not a poll's. ``SENT``/``RECEIVED``/``ERROR`` without the prefix (the
+original names these states for its reports) are aliases: a history ending in ``ERROR`` is a
+failure, not a message to poll for 48 h. An unlisted state counts as sent: not final.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dispatcher.providers.base import (
 )
 from dispatcher.providers.timetochat_errors import (
     AUTHENTICATION_FAILED,
+    NOT_FOUND,
     check_response,
     error_code,
     unreadable,
@@ -84,6 +86,7 @@ STATE_MAP: Final[Mapping[str, MessageState]] = {
     "CRA_SMS_RECEIVED": M.DELIVERED,
     "SENT": M.SENT,
     "RECEIVED": M.DELIVERED,
+    "ERROR": M.UNDELIVERABLE,
     **{f"CRA_SMS_{name}": M.UNDELIVERABLE for name in _ERRORS},
 }
 
@@ -165,7 +168,11 @@ def build_message(message: TtcOutgoing) -> dict[str, object]:
 
 
 def parse_token(status_code: int, body: bytes, retry_after: str | None = None) -> Secret:
-    """The token of a ``POST /token`` answer. A refusal (400/401/403) means a bad account."""
+    """The token of a ``POST /token`` answer. A refusal (400/401/403) means a bad account, and
+    a 404 one that does not exist (no or a wrong service id)."""
+    if status_code == 404:
+        code = error_code(decode_json(body)) or NOT_FOUND
+        raise AccountBlocked(f"no such service: HTTP {status_code}", provider=TIMETOCHAT, code=code)
     if status_code in (400, 401, 403):
         code = error_code(decode_json(body)) or AUTHENTICATION_FAILED
         raise AccountBlocked(f"token refused: HTTP {status_code}", provider=TIMETOCHAT, code=code)
@@ -177,7 +184,11 @@ def parse_token(status_code: int, body: bytes, retry_after: str | None = None) -
 
 
 def parse_send(status_code: int, body: bytes, retry_after: str | None = None) -> str:
-    """The message id of a ``POST /messages`` answer."""
+    """The message id of a ``POST /messages`` answer. A 404 names no message: the service
+    itself is unknown, which no recipient can fix."""
+    if status_code == 404:
+        code = error_code(decode_json(body)) or NOT_FOUND
+        raise AccountBlocked(f"no such service: HTTP {status_code}", provider=TIMETOCHAT, code=code)
     data = check_response(status_code, body, send=True, retry_after=retry_after)
     message_id = data.get("id") if isinstance(data, dict) else None
     if not isinstance(message_id, str) or not message_id:

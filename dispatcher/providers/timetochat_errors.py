@@ -11,13 +11,15 @@ exactly these constants. The class depends on the HTTP status; the code tells ca
                                   ProviderRejected
     401   TOKEN_EXPIRED, INVALID_TOKEN, AUTHENTICATION_FAILED, any:
                                   CredentialsExpired   after one refresh-and-retry by the client
-    401   on the token request    AccountBlocked       the password is wrong: pause the account
+    401   on the token request    AccountBlocked       the password or service is wrong: pause
     403   TEST_ACCOUNT_EXPIRED    AccountBlocked
     403   MONTHLY_LIMIT_REACHED   AccountBlocked
     403   FORBIDDEN_SENDER        AccountBlocked       the sender is configuration, not a property
                                                        of the recipient: failing recipients one by
                                                        one would burn the list on one refusal
     404   NOT_FOUND               ProviderRejected     status of an id the provider does not know
+    404   on a token or send      AccountBlocked       no such service (its id missing or wrong):
+                                                       pause, never fail recipients
     429   TOO_MANY_REQUESTS       ProviderThrottled    ``retry_after`` from Retry-After (seconds)
     5xx   INTERNAL_ERROR (any JSON ``code``)
                                   ProviderUnavailable  the API itself refused: nothing accepted

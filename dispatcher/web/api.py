@@ -29,6 +29,7 @@ from dispatcher import campaigns, loader
 from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.runtime import Runtime
+from dispatcher.sms import EncodingPolicy
 from dispatcher.sources import forget_source
 from dispatcher.states import CampaignState, MessageState
 from dispatcher.testsend import send_test
@@ -90,6 +91,7 @@ class CampaignForm(BaseModel):
     phone_column: Annotated[str, Field(max_length=200), NoNul] | None = None
     region: Annotated[str, Field(max_length=8), NoNul] | None = None
     smart_encoding: bool = False
+    encoding: EncodingPolicy = "auto"
 
 
 class TestSend(BaseModel):
@@ -155,6 +157,7 @@ async def create(request: Request, response: Response, runtime: RuntimeDep) -> d
             phone_column=form.phone_column,
             region=form.region,
             smart_encoding=form.smart_encoding,
+            encoding=form.encoding,
             rejects_path=None,
             progress=None,
         )

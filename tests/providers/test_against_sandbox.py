@@ -329,9 +329,6 @@ def test_bytehand_text_of_800_characters_is_the_longest_accepted(
     [
         pytest.param(("+79161234500", "SMSINFO", "Hi", "11"), id="receiver-ending-00"),
         pytest.param(("not-a-number", "SMSINFO", "Hi", "11"), id="receiver-malformed"),
-        pytest.param((BH_TO, "PENDING", "Hi", "10"), id="sender-awaiting-moderation"),
-        pytest.param((BH_TO, "REFUSED", "Hi", "10"), id="sender-refused"),
-        pytest.param((BH_TO, "NOBODY", "Hi", "10"), id="sender-unknown"),
         pytest.param((BH_TO, "SMSINFO", "", "6"), id="text-empty"),
     ],
 )
@@ -341,6 +338,22 @@ def test_bytehand_send_refusals_are_rejections(
     to, sender, text, code = case
     client = bh_client(bytehand, http, wire)
     expect_error(ProviderRejected, code, lambda: client.send(to, sender, text), wire)
+    assert bytehand.ledger() == []
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        pytest.param("PENDING", id="sender-awaiting-moderation"),
+        pytest.param("REFUSED", id="sender-refused"),
+        pytest.param("NOBODY", id="sender-unknown"),
+    ],
+)
+def test_bytehand_sender_refusals_block_the_account(
+    bytehand: Simulator, http: httpx.Client, wire: Wire, sender: str
+) -> None:
+    client = bh_client(bytehand, http, wire)
+    expect_error(AccountBlocked, "10", lambda: client.send(BH_TO, sender, "Hi"), wire)
     assert bytehand.ledger() == []
 
 
@@ -393,12 +406,15 @@ def test_bytehand_send_multi_reports_each_item_in_request_order(
     ]
     results = client.send_multi(items)
     assert len(results) == len(items)
-    expected_errors = {1: "11", 2: "10", 4: "6"}
+    expected_errors = {
+        1: ("11", ProviderRejected),
+        2: ("10", AccountBlocked),
+        4: ("6", ProviderRejected),
+    }
     for index, (item, result) in enumerate(zip(items, results, strict=True)):
         if index in expected_errors:
             assert result.message_id is None
-            assert type(result.error) is ProviderRejected
-            assert result.error.code == expected_errors[index]
+            assert (result.error.code, type(result.error)) == expected_errors[index]
             assert_no_secret(result.error, wire)
         else:
             assert result.error is None
@@ -502,7 +518,7 @@ def test_bytehand_signatures_list_get_submit_delete(
     )
     assert new_id in {s.id for s in client.signatures("NEW")}
     # Not moderated yet: it cannot send.
-    expect_error(ProviderRejected, "10", lambda: client.send(BH_TO, "NEWSENDER", "hi"), wire)
+    expect_error(AccountBlocked, "10", lambda: client.send(BH_TO, "NEWSENDER", "hi"), wire)
     client.delete_signature(new_id)
     expect_error(ProviderRejected, "9", lambda: client.signature(new_id), wire)
     expect_error(ProviderRejected, "9", lambda: client.delete_signature(new_id), wire)
@@ -566,7 +582,7 @@ def test_bytehand_stalled_send_is_in_doubt_and_was_accepted(
         assert client.status(entry.id).provider_state in ("NEW", "ACCEPTED", "DELIVERED")
         assert client.balance() == Decimal("9999")
         # A refused send accepted nothing, so it is not stalled either.
-        expect_error(ProviderRejected, "10", lambda: client.send(BH_TO, "PENDING", "x"), wire)
+        expect_error(AccountBlocked, "10", lambda: client.send(BH_TO, "PENDING", "x"), wire)
     assert bytehand.stats(BH_ID).faults_stalled == 1
 
 

@@ -47,10 +47,10 @@ EXPECTED_CLASSES: dict[int, tuple[type[ProviderError], type[ProviderError]]] = {
     4: (B, B),
     5: (R, R),
     6: (R, R),
-    7: (U, U),
+    7: (U, SendInDoubt),
     8: (R, R),
     9: (R, R),
-    10: (R, R),
+    10: (B, B),
     11: (R, R),
     12: (R, R),
     13: (R, R),
@@ -190,7 +190,7 @@ def test_parse_send_spec_example() -> None:
 
 
 def test_parse_send_multi_spec_example() -> None:
-    """One bad sender fails its own item only, in request order."""
+    """One bad sender is its own item's answer, in request order (it blocks the account)."""
     answer = [
         {"status": 0, "description": "33438930809215150"},
         {"status": 10, "description": "Invalid message sender."},
@@ -199,7 +199,7 @@ def test_parse_send_multi_spec_example() -> None:
     assert first.message_id == "33438930809215150"
     assert first.error is None
     assert second.message_id is None
-    assert isinstance(second.error, ProviderRejected)
+    assert isinstance(second.error, AccountBlocked)
     assert second.error.code == "10"
 
 

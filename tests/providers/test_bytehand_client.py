@@ -92,7 +92,7 @@ def test_send_multi_posts_json_list() -> None:
     ]
     assert "Привет".encode() in sent.content
     assert results[0].message_id == "33438930809215150"
-    assert isinstance(results[1].error, ProviderRejected)
+    assert isinstance(results[1].error, AccountBlocked)
     assert provider.kinds == ["send"]
 
 

@@ -76,6 +76,7 @@ def at(second: int) -> datetime:
         ("CRA_SMS_RECEIVED", M.DELIVERED),
         ("SENT", M.SENT),
         ("RECEIVED", M.DELIVERED),
+        ("ERROR", M.UNDELIVERABLE),
         *[(error, M.UNDELIVERABLE) for error in ERRORS],
     ],
 )
@@ -85,8 +86,8 @@ def test_state_map(provider_state: str, state: M) -> None:
 
 
 def test_state_map_has_nothing_else() -> None:
-    """Three progress states, two unprefixed aliases, fifteen errors."""
-    assert len(STATE_MAP) == 3 + 2 + len(ERRORS)
+    """Three progress states, three unprefixed aliases, fifteen errors."""
+    assert len(STATE_MAP) == 3 + 3 + len(ERRORS)
 
 
 def test_unlisted_state_is_not_final() -> None:
@@ -231,6 +232,26 @@ def test_parse_send_spec_example() -> None:
     )
 
 
+def test_a_history_ending_in_plain_error_is_a_failure() -> None:
+    """The original's ERROR state ends a message as undeliverable, not polled as sent."""
+    history = {
+        **SINGLE,
+        "history": [
+            *SINGLE["history"][:2],
+            {"date": "2018-10-19T09:48:39.000Z", "status": "ERROR"},
+        ],
+    }  # type: ignore[misc]
+    status = parse_status(200, body(history))
+    assert (status.state, status.provider_state) == (M.UNDELIVERABLE, "ERROR")
+
+
+def test_a_send_to_an_unknown_service_blocks_the_account() -> None:
+    """A 404 to POST /messages (no or a wrong service id) pauses; no recipient is at fault."""
+    with pytest.raises(AccountBlocked) as info:
+        parse_send(404, body({"detail": "Not Found"}))
+    assert info.value.code == "NOT_FOUND"
+
+
 def test_parse_token_spec_example() -> None:
     """201 {"token"}: the token, hidden in a Secret."""
     token = parse_token(201, body({"token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.sig"}))
@@ -244,6 +265,7 @@ def test_parse_token_spec_example() -> None:
         (401, body({"code": "AUTHENTICATION_FAILED"}), AccountBlocked),
         (400, b"", AccountBlocked),
         (403, body({"code": TEST_ACCOUNT_EXPIRED}), AccountBlocked),
+        (404, body({"detail": "Not Found"}), AccountBlocked),
         (429, b"", ProviderThrottled),
         (500, b"", ProviderUnavailable),
         (201, body({}), ProviderUnavailable),
