@@ -58,10 +58,17 @@ _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 @dataclass(frozen=True)
 class Chunk:
-    """Up to ``chunk_rows`` records: ``frame`` holds str columns, ``lines`` their numbers."""
+    """Up to ``chunk_rows`` records: ``columns`` holds string arrays, ``lines`` their numbers."""
 
-    frame: pd.DataFrame
+    columns: dict[str, pa.Array]
     lines: np.ndarray[Any, np.dtype[np.int64]]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The columns as a pandas frame of ``str`` (for previews; the pipeline stays in Arrow)."""
+        return pd.DataFrame(
+            {name: column.to_numpy(zero_copy_only=False) for name, column in self.columns.items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -311,7 +318,10 @@ def _chunk(data: pa.Table | pa.RecordBatch, columns: tuple[str, ...], first: int
         mask = nonempty.to_numpy(zero_copy_only=False)
         arrays = {name: pc.filter(column, nonempty) for name, column in arrays.items()}
         lines = lines[mask]
-    frame = pd.DataFrame(
-        {name: column.to_numpy(zero_copy_only=False) for name, column in arrays.items()}
-    )
-    return Chunk(frame, lines)
+    return Chunk({name: _combined(column) for name, column in arrays.items()}, lines)
+
+
+def _combined(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
