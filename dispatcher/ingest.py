@@ -231,7 +231,7 @@ class Pipeline:
         region: str | None = None,
         smart_encoding: bool = False,
         suppressed: Collection[str] = frozenset(),
-        chunk_rows: int = 50_000,
+        chunk_rows: int = 100_000,
     ) -> None:
         if provider not in PROVIDERS:
             raise InputError(

@@ -17,6 +17,7 @@ on SQLite.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from dispatcher.config import Settings
@@ -125,6 +130,21 @@ def _rejects_file(path: Path | None) -> Iterator[TextIO | None]:
         yield handle
 
 
+@contextlib.contextmanager
+def _bulk_cache(connection: Connection) -> Iterator[None]:
+    """SQLite: a 64 MB page cache while the messages go in (the default 2 MB made every insert
+    into the ``ext_ref`` and campaign/state indexes read back pages it had just evicted)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    previous = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql("PRAGMA cache_size = -65536")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous or -2000)}")
+
+
 def estimate(
     settings: Settings,
     path: Path,
@@ -214,7 +234,7 @@ def create_campaign(
         ).scalar_one()
         write = _copy if is_postgres(engine) else _executemany
         price = pipeline.estimate.price_per_part
-        with _rejects_file(rejects_path) as rejects:
+        with _rejects_file(rejects_path) as rejects, _bulk_cache(connection):
             batches = pipeline.batches(rejects=rejects, progress=progress)
             for batch in batches:
                 write(connection, campaign_id, batch, float(price))
@@ -240,39 +260,37 @@ def _why_no_recipient(figures: Estimate) -> str:
     return f"no valid recipient in the file ({figures.rows} rows: {reasons}{first})"
 
 
-def _rows(campaign_id: int, batch: Batch, price: float, stamp: Any) -> list[tuple[Any, ...]]:
-    """Message rows in :data:`_COLUMNS` order; ``stamp`` is ``updated_at`` for the driver."""
-    pending = str(MessageState.PENDING)
-    prefix = f"c{campaign_id}-"
-    return [
-        (
-            campaign_id,
-            line,
-            phone,
-            text,
-            encoding,
-            parts,
-            pending,
-            f"{prefix}{line}",
-            0,
-            False,
-            0,
-            parts * price,
-            stamp,
-        )
-        for line, phone, text, encoding, parts in zip(
-            batch.lines, batch.phones, batch.texts, batch.encodings, batch.parts, strict=True
-        )
-    ]
-
-
 def _copy(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:
-    """PostgreSQL ``COPY``, on the transaction's own connection."""
+    """PostgreSQL ``COPY ... (FORMAT csv)`` on the transaction's own connection, the rows
+    written as CSV by Arrow (``write_row`` adapted each value in Python: 40 s a million)."""
+    pending = str(MessageState.PENDING)
+    count = len(batch.lines)
+    lines = pa.array(batch.lines, pa.int64())
+    table = pa.table(
+        {
+            "campaign_id": pa.array(np.full(count, campaign_id, dtype=np.int64)),
+            "line": lines,
+            "phone": pa.array(batch.phones, pa.string()),
+            "text": pa.array(batch.texts, pa.string()),
+            "encoding": pa.array(batch.encodings, pa.string()),
+            "parts": pa.array(batch.parts, pa.int64()),
+            "state": pa.array(np.full(count, pending, dtype=object), pa.string()),
+            "ext_ref": pc.binary_join_element_wise(
+                f"c{campaign_id}-", pc.cast(lines, pa.string()), ""
+            ),
+            "attempts": pa.array(np.zeros(count, dtype=np.int64)),
+            "error_transient": pa.array(np.zeros(count, dtype=bool)),
+            "polls": pa.array(np.zeros(count, dtype=np.int64)),
+            "cost": pa.array(np.asarray(batch.parts, dtype=np.float64) * price),
+            "updated_at": pa.array(np.full(count, utcnow().isoformat(), dtype=object), pa.string()),
+        }
+    )
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
     driver: Any = connection.connection.driver_connection
-    statement = f"COPY messages ({', '.join(_COLUMNS)}) FROM STDIN"
+    statement = f"COPY messages ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)"
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in _rows(campaign_id, batch, price, utcnow()):
-            copy.write_row(row)
+        copy.write(buffer.getbuffer())
 
 
 def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:

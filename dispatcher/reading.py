@@ -307,7 +307,7 @@ def _chunk(data: pa.Table | pa.RecordBatch, columns: tuple[str, ...], first: int
     nonempty = None
     for name, original in zip(columns, data.columns, strict=True):
         column = original
-        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        if not pa.types.is_string(column.type):  # numbers, large_string (pandas' Parquet)
             column = pc.cast(column, pa.string())
         column = pc.fill_null(pc.utf8_trim_whitespace(column), "")
         filled = pc.not_equal(pc.utf8_length(column), 0)
