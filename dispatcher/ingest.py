@@ -83,6 +83,7 @@ PHONE_COLUMN_NAMES = (
 _PHONE_NAMES = {fold_name(name): rank for rank, name in enumerate(PHONE_COLUMN_NAMES)}
 _BASIC_ONLY = "^[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in sorted(sms.GSM7_BASIC)) + "]*$"
 _CACHE_LIMIT = 200_000
+_DUPLICATE = "duplicate of line "
 _E164 = re.compile(r"\+[1-9][0-9]{0,18}")
 
 
@@ -290,7 +291,7 @@ class Pipeline:
             cells = raw.take(pa.array(refused)).to_pylist()
             for row, cell in zip(refused, cells, strict=True):
                 estimate.invalid[reasons[row]] += 1
-                rejected.append((int(lines[row]), cell, reasons[row]))
+                rejected.append((row, cell, reasons[row]))
         keep = np.flatnonzero(np.asarray(numbers.is_valid().to_numpy(zero_copy_only=False)))
         keys = np.asarray(
             pc.cast(pc.utf8_slice_codeunits(numbers.take(pa.array(keep)), 1), pa.uint64())
@@ -302,7 +303,7 @@ class Pipeline:
             cells = raw.take(pa.array(rows)).to_pylist()
             for row, cell, first in zip(rows.tolist(), cells, firsts[repeat].tolist(), strict=True):
                 estimate.duplicates += 1
-                rejected.append((int(lines[row]), cell, f"duplicate of line {first}"))
+                rejected.append((row, cell, f"{_DUPLICATE}{first}"))
             keep, keys = keep[~repeat], keys[~repeat]
         if len(self._suppressed):
             blocked = np.isin(keys, self._suppressed)
@@ -311,7 +312,7 @@ class Pipeline:
                 cells = raw.take(pa.array(rows)).to_pylist()
                 for row, cell in zip(rows.tolist(), cells, strict=True):
                     estimate.suppressed += 1
-                    rejected.append((int(lines[row]), cell, "suppressed"))
+                    rejected.append((row, cell, "suppressed"))
                 keep = keep[~blocked]
         taken = pa.array(keep, pa.int64())
         columns = {name: chunk.columns[name].take(taken) for name in self.template.columns}
@@ -322,13 +323,27 @@ class Pipeline:
             rows = keep[positions]
             cells = raw.take(pa.array(rows)).to_pylist()
             for row, cell, position in zip(rows.tolist(), cells, positions, strict=True):
-                rejected.append((int(lines[row]), cell, failed[position]))
+                rejected.append((row, cell, failed[position]))
             ok = np.ones(len(keep), dtype=bool)
             ok[positions] = False
             keep = keep[ok]
         phones = numbers.take(pa.array(keep, pa.int64())).to_pylist()
         estimate.valid += len(keep)
+        if rejected:  # rows → the lines an editor shows (also in "duplicate of line N")
+            shown = self.table.file_lines(lines[[row for row, _cell, _reason in rejected]])
+            rejected = [
+                (line, cell, self._shown_reason(reason))
+                for line, (_row, cell, reason) in zip(shown.tolist(), rejected, strict=True)
+            ]
         return Batch(lines[keep].tolist(), phones, final, encodings, parts), rejected
+
+    def _shown_reason(self, reason: str) -> str:
+        """``duplicate of line N`` with N the editor's line of the first occurrence."""
+        record = reason.removeprefix(_DUPLICATE)
+        if record == reason:
+            return reason
+        first = self.table.file_lines(np.array([int(record)], dtype=np.int64))
+        return f"{_DUPLICATE}{int(first[0])}"
 
     def _analyze(self, texts: pa.Array) -> tuple[list[str], list[str], list[int], dict[int, str]]:
         """Final texts, encodings and parts of the accepted positions, and the reason of each

@@ -26,7 +26,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,9 @@ _CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
+Lines = np.ndarray[Any, np.dtype[np.int64]]
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Up to ``chunk_rows`` records: ``columns`` holds string arrays, ``lines`` their numbers."""
@@ -81,6 +84,9 @@ class Table:
     rows_hint: int
     """Records expected, for a progress bar (CSV: text lines minus the header; an upper bound)."""
     chunks: Iterator[Chunk]
+    file_lines: Callable[[Lines], Lines] = lambda records: records
+    """Record numbers → the lines an editor shows them on (CSV: the header is line 1, and a
+    record after a multi-line cell or a blank line starts further down); Parquet: the same."""
 
 
 def open_table(path: Path, *, chunk_rows: int = 50_000) -> Table:
@@ -127,18 +133,20 @@ def describe_columns(columns: Sequence[str], shown: int = 12, width: int = 40) -
     return ", ".join(names) + more
 
 
-def _encoding(path: Path, head: bytes) -> tuple[str, int]:
+def _encoding(path: Path, head: bytes) -> tuple[str, int, bool]:
     """UTF-8 (BOM or not), UTF-16 with a BOM, else Windows-1252; binary, mixed and over-long
     lines are refused.
 
     One pass over the whole file in blocks of whole lines (one bad byte on the last line must
-    not pass as UTF-8); it also counts the newlines, for the progress bar.
+    not pass as UTF-8); it also counts the newlines, for the progress bar, and tells whether
+    every record is one text line (no quote character, no blank line).
     """
     if head.startswith(_UTF16_BOMS):
-        return "utf-16", 0
+        return "utf-16", 0, False
     if any(byte in _CONTROL for byte in head):
         raise InputError(f"{path} is neither CSV nor Parquet (binary content)", code="bad_file")
     newlines = 0
+    plain = True
     utf8_line: int | None = None  # first line with accents that is valid UTF-8
     other_line: int | None = None  # first line that is not UTF-8
     carry = b""
@@ -156,7 +164,9 @@ def _encoding(path: Path, head: bytes) -> tuple[str, int]:
             lines, carry = data[:cut], data[cut:]
             utf8_line, other_line = _classify(lines, newlines, utf8_line, other_line)
             newlines += lines.count(b"\n")
+            plain = plain and not _spans_lines(lines, first=newlines == lines.count(b"\n"))
     utf8_line, other_line = _classify(carry, newlines, utf8_line, other_line)
+    plain = plain and b'"' not in carry
     if utf8_line is not None and other_line is not None:
         raise InputError(
             f"{path} mixes encodings: line {utf8_line} is UTF-8 but line {other_line} is not; "
@@ -164,7 +174,7 @@ def _encoding(path: Path, head: bytes) -> tuple[str, int]:
             code="bad_encoding",
         )
     if other_line is None:
-        return "utf-8", newlines
+        return "utf-8", newlines, plain
     try:
         with path.open("rb") as handle:
             while block := handle.read(_BLOCK):
@@ -174,7 +184,32 @@ def _encoding(path: Path, head: bytes) -> tuple[str, int]:
             f"{path} is neither UTF-8 nor Windows-1252 text; export it as CSV UTF-8",
             code="bad_encoding",
         ) from None
-    return "cp1252", newlines
+    return "cp1252", newlines, plain
+
+
+def _spans_lines(lines: bytes, *, first: bool) -> bool:
+    """Whether a record of these whole lines may not be one text line: a quote (a quoted
+    field may hold a newline) or a blank line (skipped, so records and lines drift)."""
+    return (
+        b'"' in lines
+        or b"\n\n" in lines
+        or b"\n\r\n" in lines
+        or (first and lines[:1] in (b"\n", b"\r"))
+    )
+
+
+def _record_lines(path: Path, encoding: str, delimiter: str) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The text line each data record starts on (index 0: record 1), by Python's csv reader,
+    for files whose records and lines are not one to one."""
+    starts: list[int] = []
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        end = 0
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if row:  # a blank line reads as [] and starts no record
+                starts.append(start)
+    return np.array(starts[1:], dtype=np.int64)  # the first record is the header
 
 
 def _longest_line(lines: bytes) -> int:
@@ -245,7 +280,7 @@ def _delimiter(sample: str) -> str:
 
 
 def _open_csv(path: Path, head: bytes, size: int, chunk_rows: int) -> Table:
-    encoding, newlines = _encoding(path, head)
+    encoding, newlines, plain = _encoding(path, head)
     sample = head.decode(encoding, errors="ignore").lstrip("\ufeff")
     if len(sample.strip().splitlines()) < 2:
         raise InputError("the file has no data rows", code="no_rows")
@@ -290,7 +325,33 @@ def _open_csv(path: Path, head: bytes, size: int, chunk_rows: int) -> Table:
         if pending_rows:
             yield _chunk(pa.Table.from_batches(pending), columns, first)
 
-    return Table(columns, "csv", size, max(newlines, 1), chunks())
+    return Table(
+        columns,
+        "csv",
+        size,
+        max(newlines, 1),
+        chunks(),
+        _editor_lines(path, encoding, delimiter, plain),
+    )
+
+
+def _editor_lines(
+    path: Path, encoding: str, delimiter: str, plain: bool
+) -> Callable[[Lines], Lines]:
+    """Record numbers → editor lines: one more (the header) when every record is one line,
+    else looked up in the record starts, read once and only if a row is ever reported."""
+    if plain:
+        return lambda records: records + 1
+    starts: list[Lines] = []
+
+    def lookup(records: Lines) -> Lines:
+        if not starts:
+            starts.append(
+                _record_lines(path, "utf-8-sig" if encoding == "utf-8" else encoding, delimiter)
+            )
+        return np.asarray(starts[0][records - 1], dtype=np.int64)
+
+    return lookup
 
 
 def _check_columns(path: Path, columns: tuple[str, ...]) -> None:
