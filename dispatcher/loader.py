@@ -130,21 +130,6 @@ def _rejects_file(path: Path | None) -> Iterator[TextIO | None]:
         yield handle
 
 
-@contextlib.contextmanager
-def _bulk_cache(connection: Connection) -> Iterator[None]:
-    """SQLite: a 64 MB page cache while the messages go in (the default 2 MB made every insert
-    into the ``ext_ref`` and campaign/state indexes read back pages it had just evicted)."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    previous = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    connection.exec_driver_sql("PRAGMA cache_size = -65536")
-    try:
-        yield
-    finally:
-        connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous or -2000)}")
-
-
 def estimate(
     settings: Settings,
     path: Path,
@@ -234,7 +219,7 @@ def create_campaign(
         ).scalar_one()
         write = _copy if is_postgres(engine) else _executemany
         price = pipeline.estimate.price_per_part
-        with _rejects_file(rejects_path) as rejects, _bulk_cache(connection):
+        with _rejects_file(rejects_path) as rejects:
             batches = pipeline.batches(rejects=rejects, progress=progress)
             for batch in batches:
                 write(connection, campaign_id, batch, float(price))
@@ -296,30 +281,31 @@ def _copy(connection: Connection, campaign_id: int, batch: Batch, price: float) 
 def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:
     """SQLite: one prepared ``INSERT`` run for every row by the driver itself.
 
-    Rows are zipped straight from the batch's lists, with no per-row tuple or ``ext_ref``
-    built in Python (SQLite concatenates ``ext_ref`` itself, and the constant zeros are
-    literals); SQLAlchemy's per-row parameter processing would cost more than SQLite's
-    insert, and the only processed column, ``updated_at``, is converted once by its own type.
+    Rows are zipped straight from the batch's lists into the driver's cursor (no list of
+    tuples, no SQLAlchemy per-row processing); what is the same for every row is written in
+    the statement once (the campaign id, an int; the state; the zeros; ``updated_at``, bound
+    once by its own type) and SQLite concatenates ``ext_ref`` itself.
     """
     column_type = Message.__table__.c.updated_at.type
     processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     stamp = processor(utcnow()) if processor else utcnow()
     sql = (
         f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
-        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'c' || ?1 || '-' || ?2, 0, 0, 0, ?8, ?9)"
+        f"({int(campaign_id)}, ?1, ?2, ?3, ?4, ?5, '{MessageState.PENDING}', "
+        f"'c{int(campaign_id)}-' || ?1, 0, 0, 0, ?6, ?7)"
     )
-    rows = list(
-        zip(
-            repeat(campaign_id),
-            batch.lines,
-            batch.phones,
-            batch.texts,
-            batch.encodings,
-            batch.parts,
-            repeat(str(MessageState.PENDING)),
-            [parts * price for parts in batch.parts],
-            repeat(stamp),
-            strict=False,
-        )
+    rows = zip(
+        batch.lines,
+        batch.phones,
+        batch.texts,
+        batch.encodings,
+        batch.parts,
+        [parts * price for parts in batch.parts],
+        repeat(stamp),
+        strict=False,
     )
-    connection.exec_driver_sql(sql, rows)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
