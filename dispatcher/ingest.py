@@ -3,7 +3,8 @@
 One pipeline serves the estimate (nothing stored) and the campaign creation
 (:mod:`dispatcher.loader` stores what it yields). Per chunk of the file:
 
-1. the phone cell → E.164 or a reason (:mod:`dispatcher.phones`);
+1. the phone cell → E.164 or a reason (:mod:`dispatcher.phone_columns`, whole columns, with
+   :mod:`dispatcher.phones` for the cells it leaves);
 2. duplicates: the first row of a number is kept, later ones are ``duplicate`` however the
    number was written (deduplication comes before everything below);
 3. suppressed numbers (the ``suppressions`` table) are dropped and counted;
@@ -11,11 +12,14 @@ One pipeline serves the estimate (nothing stored) and the campaign creation
    (:mod:`dispatcher.sms`), and a text over the provider's limit is rejected with
    :func:`~dispatcher.sms.check_limits`' reason; an empty text is rejected as ``empty_text``.
 
-Every rejected row can be written to a CSV (``line,phone,reason``) for the marketer.
+Every rejected row can be written to a CSV (``line,phone,reason``) for the marketer, ``line``
+as an editor numbers the file (:attr:`~dispatcher.reading.Table.file_lines`).
 
-Speed: analysis is per distinct text (cached), and texts made only of GSM-7 basic characters,
-the common case, are counted vectorised (one part up to ``gsm7_single`` characters, else
-``ceil(n / gsm7_part)``), exactly what :func:`~dispatcher.sms.analyze` finds for them.
+Speed: every step is a whole-column operation (Arrow compute, numpy); Python runs only for the
+cells and distinct texts those cannot decide. :func:`~dispatcher.sms.analyze` stays the one
+definition of encoding and parts: it runs once per distinct rendered text, and once per length
+for the texts made only of GSM-7 basic characters (for those the answer depends on the length
+alone), never once per row. Where the time goes is in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

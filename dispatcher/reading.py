@@ -16,8 +16,14 @@ long: it is a file without line breaks), which bounds the memory a bad file can 
 one line is a header without data.
 
 ``line`` is the 1-based number of the data record (the header is not counted), the same for
-CSV and Parquet; in a CSV without blank lines or multi-line cells it is the text line minus one.
-A record whose cells are all empty (Excel's trailing ``;;;``) is skipped and counted nowhere.
+CSV and Parquet: it is the message's ``line`` and its ``ext_ref``. What a person is shown (the
+reject report) is :attr:`Table.file_lines` of it: the line an editor shows the record starting
+on (the header is line 1, and a multi-line quoted cell or a blank line moves later records
+down); for Parquet, the record number itself. A record whose cells are all empty (Excel's
+trailing ``;;;``) is skipped and counted nowhere.
+
+Cells come out as Arrow string arrays (:attr:`Chunk.columns`): the pipeline works on whole
+columns and never builds a Python string per cell it does not need.
 """
 
 from __future__ import annotations
