@@ -25,7 +25,6 @@ alone), never once per row. Where the time goes is in ``docs/architecture.md``.
 from __future__ import annotations
 
 import csv
-import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import pyarrow.compute as pc
 from dispatcher import sms
 from dispatcher.config import PartSizes, Settings
 from dispatcher.constants import BYTEHAND, PROVIDERS
+from dispatcher.dedup import FirstLines, number_keys
 from dispatcher.errors import InputError
 from dispatcher.phone_columns import normalize_column
 from dispatcher.phones import PhoneNormalizer
@@ -87,7 +87,6 @@ PHONE_COLUMN_NAMES = (
 _PHONE_NAMES = {fold_name(name): rank for rank, name in enumerate(PHONE_COLUMN_NAMES)}
 _BASIC_ONLY = "^[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in sorted(sms.GSM7_BASIC)) + "]*$"
 _CACHE_LIMIT = 200_000
-_E164 = re.compile(r"\+[1-9][0-9]{0,18}")
 
 
 def find_phone_column(columns: tuple[str, ...], explicit: str | None) -> str:
@@ -181,45 +180,6 @@ class _TextInfo:
     saved: int
 
 
-class _FirstLines:
-    """Every number seen so far, as sorted E.164 digits, with the line it was first seen on.
-
-    Sorted arrays rather than a dict of strings: a million numbers take 16 MB, not ~150, and a
-    chunk is looked up and merged in a few whole-array operations.
-    """
-
-    def __init__(self) -> None:
-        self.keys: np.ndarray[Any, np.dtype[np.uint64]] = np.empty(0, dtype=np.uint64)
-        self.lines: np.ndarray[Any, np.dtype[np.int64]] = np.empty(0, dtype=np.int64)
-
-    def first_lines(
-        self, keys: np.ndarray[Any, np.dtype[np.uint64]], lines: np.ndarray[Any, Any]
-    ) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """The first line of each number (its own line for a first occurrence); the new
-        numbers are recorded."""
-        if not len(keys):
-            return np.empty(0, dtype=np.int64)
-        distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        if len(self.keys):
-            where = np.minimum(np.searchsorted(self.keys, distinct), len(self.keys) - 1)
-            known = self.keys[where] == distinct
-            firsts = np.where(known, self.lines[where], lines[first])
-        else:
-            known = np.zeros(len(distinct), dtype=bool)
-            firsts = lines[first]
-        where = np.searchsorted(self.keys, distinct[~known])  # sorted, so one O(n) insert
-        self.keys = np.insert(self.keys, where, distinct[~known])
-        self.lines = np.insert(self.lines, where, lines[first][~known])
-        return np.asarray(firsts[inverse.ravel()], dtype=np.int64)
-
-
-def _keys(numbers: Collection[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
-    """E.164 numbers as integers of their digits (a valid number has at most 19); anything
-    else can never equal a normalised number."""
-    digits = [int(number[1:]) for number in numbers if _E164.fullmatch(number)]
-    return np.array(sorted(digits), dtype=np.uint64)
-
-
 class Pipeline:
     """One pass over a recipient file; iterate :meth:`batches`, then read :attr:`estimate`."""
 
@@ -254,8 +214,8 @@ class Pipeline:
         self.smart_encoding = smart_encoding
         self.suppressed = suppressed
         self.estimate = Estimate(provider, Decimal(str(account.price_per_part)), smart_encoding)
-        self._seen = _FirstLines()
-        self._suppressed = _keys(suppressed)
+        self._seen = FirstLines()
+        self._suppressed = number_keys(suppressed)
         self._texts: dict[str, _TextInfo] = {}
 
     def batches(
