@@ -211,10 +211,13 @@ def _record_lines(path: Path, encoding: str, delimiter: str) -> np.ndarray[Any, 
     with path.open(encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         end = 0
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if row:  # a blank line reads as [] and starts no record
-                starts.append(start)
+        try:
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if row:  # a blank line reads as [] and starts no record
+                    starts.append(start)
+        except csv.Error:
+            pass  # Arrow read it; the records past here are numbered as if one line each
     return np.array(starts[1:], dtype=np.int64)  # the first record is the header
 
 
@@ -355,7 +358,11 @@ def _editor_lines(
             starts.append(
                 _record_lines(path, "utf-8-sig" if encoding == "utf-8" else encoding, delimiter)
             )
-        return np.asarray(starts[0][records - 1], dtype=np.int64)
+        known = starts[0]
+        inside = records <= len(known)
+        shown = records + 1 + (known[-1] - len(known) - 1 if len(known) else 0)
+        shown[inside] = known[records[inside] - 1]
+        return np.asarray(shown, dtype=np.int64)
 
     return lookup
 
