@@ -64,6 +64,9 @@ _COLUMNS = (
 )
 
 
+_COPY_ROWS = 20_000
+
+
 @dataclass(frozen=True)
 class CampaignSummary:
     """The stored draft campaign and the figures of its file."""
@@ -270,12 +273,14 @@ def _copy(connection: Connection, campaign_id: int, batch: Batch, price: float) 
             "updated_at": pa.array(np.full(count, utcnow().isoformat(), dtype=object), pa.string()),
         }
     )
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
     driver: Any = connection.connection.driver_connection
     statement = f"COPY messages ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)"
+    options = pacsv.WriteOptions(include_header=False)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(buffer.getbuffer())
+        for start in range(0, count, _COPY_ROWS):  # a few MB of CSV at a time
+            buffer = io.BytesIO()
+            pacsv.write_csv(table.slice(start, _COPY_ROWS), buffer, options)
+            copy.write(buffer.getbuffer())
 
 
 def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:
