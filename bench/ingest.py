@@ -1,9 +1,12 @@
-"""Ingest benchmark: a million-row recipient file into SQLite (and PostgreSQL when reachable).
+"""Ingest benchmark: a million-row recipient file, five cases side by side in one run.
 
-Prints one JSON object per case: rows, the bare ``pandas.read_csv(engine="pyarrow")`` time of
-the same file, the full ``create_campaign`` time, rows per second, the ratio to the bare read
-and the peak RSS of the process that did the ingest (each case runs in its own subprocess so
-the peaks do not mix). Generated files are cached under ``bench/data/``.
+Cases: the bare read (``pandas.read_csv(engine="pyarrow")`` of the CSV, the floor), the
+estimate alone (nothing stored), CSV → SQLite, Parquet → SQLite and CSV → PostgreSQL (when
+reachable). Each case runs in its own subprocess, so its peak RSS is its own; each prints its
+wall seconds, its CPU seconds (user + system, all threads: the figure a loaded machine disturbs
+least), rows per second, the ratio to the bare read of the same run (what makes wall figures
+from a loaded machine comparable) and its peak RSS. The load average is printed beside them.
+Generated files are cached under ``bench/data/``.
 
     .venv/bin/python bench/ingest.py [--rows N]
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -84,24 +88,51 @@ def generate(rows: int) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
-def run_case(path: Path, url: str) -> None:
-    """In the child: one ingest, timed; prints its JSON line."""
-    from dispatcher.config import load_settings
-    from dispatcher.db import make_engine, migrate
-    from dispatcher.loader import create_campaign
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
-    engine = make_engine(url)
-    migrate(engine)
-    settings = load_settings()
-    started = time.perf_counter()
-    summary = create_campaign(
-        engine, settings, path, provider="timetochat", sender="0936000000", template=TEMPLATE
-    )
-    elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps({"ingest_s": elapsed, "valid": summary.estimate.valid, "peak_rss_mb": peak_mb})
-    )
+
+def run_case(case: str, path: Path, url: str) -> None:
+    """In the child: one case, timed (wall and CPU, imports excluded); prints its JSON line."""
+    valid: int | None = None
+    if case == "bare_read":
+        import pandas as pd
+
+        started_work, cpu_before = time.perf_counter(), _cpu()
+        pd.read_csv(path, engine="pyarrow", sep=";", dtype=str)
+    else:
+        from dispatcher.config import load_settings
+        from dispatcher.loader import create_campaign, estimate
+
+        settings = load_settings()
+        if case == "estimate":
+            started_work, cpu_before = time.perf_counter(), _cpu()
+            valid = estimate(settings, path, provider="timetochat", template=TEMPLATE).valid
+        else:
+            from dispatcher.db import make_engine, migrate
+
+            engine = make_engine(url)
+            migrate(engine)
+            started_work, cpu_before = time.perf_counter(), _cpu()
+            summary = create_campaign(
+                engine,
+                settings,
+                path,
+                provider="timetochat",
+                sender="0936000000",
+                template=TEMPLATE,
+            )
+            valid = summary.estimate.valid
+    elapsed = time.perf_counter() - started_work
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures = {
+        "seconds": elapsed,
+        "cpu_s": usage.ru_utime + usage.ru_stime - cpu_before,
+        "valid": valid,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+    print(json.dumps(figures))
 
 
 def _postgres_schema() -> tuple[str, str] | None:
@@ -128,54 +159,73 @@ def _drop_schema(schema: str) -> None:
     admin.dispose()
 
 
+def _child(case: str, path: Path, url: str) -> dict[str, float]:
+    child = subprocess.run(
+        [sys.executable, __file__, "--case", case, str(path), url],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if child.returncode:
+        raise SystemExit(f"case {case} failed:\n{child.stderr}")
+    figures: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--case", nargs=2, metavar=("FILE", "URL"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=3, metavar=("CASE", "FILE", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        run_case(Path(args.case[0]), args.case[1])
+        run_case(args.case[0], Path(args.case[1]), args.case[2])
         return
     csv_path, parquet_path = generate(args.rows)
-    started = time.perf_counter()
-    pd.read_csv(csv_path, engine="pyarrow", sep=";", dtype=str)
-    raw_read_s = time.perf_counter() - started
-    results = []
+    load_before = _load()
+    results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path in (("csv", csv_path), ("parquet", parquet_path)):
-            databases: list[tuple[str, str, str | None]] = [
-                ("sqlite", f"sqlite:///{Path(tmp) / f'{label}.db'}", None)
-            ]
-            created = _postgres_schema()
-            if created is not None:
-                databases.append(("postgresql", created[1], created[0]))
-            for database, url, schema in databases:
-                try:
-                    child = subprocess.run(
-                        [sys.executable, __file__, "--case", str(path), url],
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                        cwd=ROOT,
-                    )
-                finally:
-                    if schema is not None:
-                        _drop_schema(schema)
-                figures = json.loads(child.stdout.strip().splitlines()[-1])
+        cases: list[tuple[str, Path, str]] = [
+            ("bare_read", csv_path, ""),
+            ("estimate", csv_path, ""),
+            ("csv_to_sqlite", csv_path, f"sqlite:///{Path(tmp) / 'csv.db'}"),
+            ("parquet_to_sqlite", parquet_path, f"sqlite:///{Path(tmp) / 'parquet.db'}"),
+        ]
+        created = _postgres_schema()
+        if created is not None:
+            cases.append(("csv_to_postgresql", csv_path, created[1]))
+        bare_s = 0.0
+        try:
+            for case, path, url in cases:
+                figures = _child(case, path, url)
+                seconds = figures["seconds"]
+                bare_s = bare_s or seconds
                 results.append(
                     {
-                        "file": label,
-                        "database": database,
+                        "case": case,
                         "rows": args.rows,
                         "valid": figures["valid"],
-                        "raw_read_s": round(raw_read_s, 3),
-                        "ingest_s": round(figures["ingest_s"], 3),
-                        "rows_per_s": round(args.rows / figures["ingest_s"]),
-                        "ratio_to_raw_read": round(figures["ingest_s"] / raw_read_s, 1),
+                        "seconds": round(seconds, 3),
+                        "cpu_s": round(figures["cpu_s"], 3),
+                        "rows_per_s": round(args.rows / seconds),
+                        "ratio_to_bare_read": round(seconds / bare_s, 1),
                         "peak_rss_mb": round(figures["peak_rss_mb"], 1),
                     }
                 )
-    print(json.dumps(results, indent=2))
+        finally:
+            if created is not None:
+                _drop_schema(created[0])
+    report = {
+        "load_average_before": load_before,
+        "load_average_after": _load(),
+        "cpus": os.cpu_count(),
+        "cases": results,
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ on SQLite.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from dispatcher.config import Settings
@@ -59,6 +64,9 @@ _COLUMNS = (
     "cost",
     "updated_at",
 )
+
+
+_COPY_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -253,68 +261,69 @@ def _why_no_recipient(figures: Estimate) -> str:
     return f"no valid recipient in the file ({figures.rows} rows: {reasons}{first})"
 
 
-def _rows(campaign_id: int, batch: Batch, price: float, stamp: Any) -> list[tuple[Any, ...]]:
-    """Message rows in :data:`_COLUMNS` order; ``stamp`` is ``updated_at`` for the driver."""
-    pending = str(MessageState.PENDING)
-    prefix = f"c{campaign_id}-"
-    return [
-        (
-            campaign_id,
-            line,
-            phone,
-            text,
-            encoding,
-            parts,
-            pending,
-            f"{prefix}{line}",
-            0,
-            False,
-            0,
-            parts * price,
-            stamp,
-        )
-        for line, phone, text, encoding, parts in zip(
-            batch.lines, batch.phones, batch.texts, batch.encodings, batch.parts, strict=True
-        )
-    ]
-
-
 def _copy(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:
-    """PostgreSQL ``COPY``, on the transaction's own connection."""
+    """PostgreSQL ``COPY ... (FORMAT csv)`` on the transaction's own connection, the rows
+    written as CSV by Arrow (``write_row`` adapted each value in Python: 40 s a million)."""
+    pending = str(MessageState.PENDING)
+    count = len(batch.lines)
+    lines = pa.array(batch.lines, pa.int64())
+    table = pa.table(
+        {
+            "campaign_id": pa.array(np.full(count, campaign_id, dtype=np.int64)),
+            "line": lines,
+            "phone": pa.array(batch.phones, pa.string()),
+            "text": pa.array(batch.texts, pa.string()),
+            "encoding": pa.array(batch.encodings, pa.string()),
+            "parts": pa.array(batch.parts, pa.int64()),
+            "state": pa.array(np.full(count, pending, dtype=object), pa.string()),
+            "ext_ref": pc.binary_join_element_wise(
+                f"c{campaign_id}-", pc.cast(lines, pa.string()), ""
+            ),
+            "attempts": pa.array(np.zeros(count, dtype=np.int64)),
+            "error_transient": pa.array(np.zeros(count, dtype=bool)),
+            "polls": pa.array(np.zeros(count, dtype=np.int64)),
+            "cost": pa.array(np.asarray(batch.parts, dtype=np.float64) * price),
+            "updated_at": pa.array(np.full(count, utcnow().isoformat(), dtype=object), pa.string()),
+        }
+    )
     driver: Any = connection.connection.driver_connection
-    statement = f"COPY messages ({', '.join(_COLUMNS)}) FROM STDIN"
+    statement = f"COPY messages ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)"
+    options = pacsv.WriteOptions(include_header=False)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in _rows(campaign_id, batch, price, utcnow()):
-            copy.write_row(row)
+        for start in range(0, count, _COPY_ROWS):  # a few MB of CSV at a time
+            buffer = io.BytesIO()
+            pacsv.write_csv(table.slice(start, _COPY_ROWS), buffer, options)
+            copy.write(buffer.getbuffer())
 
 
 def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:
     """SQLite: one prepared ``INSERT`` run for every row by the driver itself.
 
-    Rows are zipped straight from the batch's lists, with no per-row tuple or ``ext_ref``
-    built in Python (SQLite concatenates ``ext_ref`` itself, and the constant zeros are
-    literals); SQLAlchemy's per-row parameter processing would cost more than SQLite's
-    insert, and the only processed column, ``updated_at``, is converted once by its own type.
+    Rows are zipped straight from the batch's lists into the driver's cursor (no list of
+    tuples, no SQLAlchemy per-row processing); what is the same for every row is written in
+    the statement once (the campaign id, an int; the state; the zeros; ``updated_at``, bound
+    once by its own type) and SQLite concatenates ``ext_ref`` itself.
     """
     column_type = Message.__table__.c.updated_at.type
     processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     stamp = processor(utcnow()) if processor else utcnow()
     sql = (
         f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
-        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'c' || ?1 || '-' || ?2, 0, 0, 0, ?8, ?9)"
+        f"({int(campaign_id)}, ?1, ?2, ?3, ?4, ?5, '{MessageState.PENDING}', "
+        f"'c{int(campaign_id)}-' || ?1, 0, 0, 0, ?6, ?7)"
     )
-    rows = list(
-        zip(
-            repeat(campaign_id),
-            batch.lines,
-            batch.phones,
-            batch.texts,
-            batch.encodings,
-            batch.parts,
-            repeat(str(MessageState.PENDING)),
-            [parts * price for parts in batch.parts],
-            repeat(stamp),
-            strict=False,
-        )
+    rows = zip(
+        batch.lines,
+        batch.phones,
+        batch.texts,
+        batch.encodings,
+        batch.parts,
+        [parts * price for parts in batch.parts],
+        repeat(stamp),
+        strict=False,
     )
-    connection.exec_driver_sql(sql, rows)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()

@@ -16,8 +16,14 @@ long: it is a file without line breaks), which bounds the memory a bad file can 
 one line is a header without data.
 
 ``line`` is the 1-based number of the data record (the header is not counted), the same for
-CSV and Parquet; in a CSV without blank lines or multi-line cells it is the text line minus one.
-A record whose cells are all empty (Excel's trailing ``;;;``) is skipped and counted nowhere.
+CSV and Parquet: it is the message's ``line`` and its ``ext_ref``. What a person is shown (the
+reject report) is :attr:`Table.file_lines` of it: the line an editor shows the record starting
+on (the header is line 1, and a multi-line quoted cell or a blank line moves later records
+down); for Parquet, the record number itself. A record whose cells are all empty (Excel's
+trailing ``;;;``) is skipped and counted nowhere.
+
+Cells come out as Arrow string arrays (:attr:`Chunk.columns`): the pipeline works on whole
+columns and never builds a Python string per cell it does not need.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,12 +62,22 @@ _CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
+Lines = np.ndarray[Any, np.dtype[np.int64]]
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """Up to ``chunk_rows`` records: ``frame`` holds str columns, ``lines`` their numbers."""
+    """Up to ``chunk_rows`` records: ``columns`` holds string arrays, ``lines`` their numbers."""
 
-    frame: pd.DataFrame
+    columns: dict[str, pa.Array]
     lines: np.ndarray[Any, np.dtype[np.int64]]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The columns as a pandas frame of ``str`` (for previews; the pipeline stays in Arrow)."""
+        return pd.DataFrame(
+            {name: column.to_numpy(zero_copy_only=False) for name, column in self.columns.items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,9 @@ class Table:
     rows_hint: int
     """Records expected, for a progress bar (CSV: text lines minus the header; an upper bound)."""
     chunks: Iterator[Chunk]
+    file_lines: Callable[[Lines], Lines] = lambda records: records
+    """Record numbers → the lines an editor shows them on (CSV: the header is line 1, and a
+    record after a multi-line cell or a blank line starts further down); Parquet: the same."""
 
 
 def open_table(path: Path, *, chunk_rows: int = 50_000) -> Table:
@@ -120,18 +139,20 @@ def describe_columns(columns: Sequence[str], shown: int = 12, width: int = 40) -
     return ", ".join(names) + more
 
 
-def _encoding(path: Path, head: bytes) -> tuple[str, int]:
+def _encoding(path: Path, head: bytes) -> tuple[str, int, bool]:
     """UTF-8 (BOM or not), UTF-16 with a BOM, else Windows-1252; binary, mixed and over-long
     lines are refused.
 
     One pass over the whole file in blocks of whole lines (one bad byte on the last line must
-    not pass as UTF-8); it also counts the newlines, for the progress bar.
+    not pass as UTF-8); it also counts the newlines, for the progress bar, and tells whether
+    every record is one text line (no quote character, no blank line).
     """
     if head.startswith(_UTF16_BOMS):
-        return "utf-16", 0
+        return "utf-16", 0, False
     if any(byte in _CONTROL for byte in head):
         raise InputError(f"{path} is neither CSV nor Parquet (binary content)", code="bad_file")
     newlines = 0
+    plain = True
     utf8_line: int | None = None  # first line with accents that is valid UTF-8
     other_line: int | None = None  # first line that is not UTF-8
     carry = b""
@@ -149,7 +170,9 @@ def _encoding(path: Path, head: bytes) -> tuple[str, int]:
             lines, carry = data[:cut], data[cut:]
             utf8_line, other_line = _classify(lines, newlines, utf8_line, other_line)
             newlines += lines.count(b"\n")
+            plain = plain and not _spans_lines(lines, first=newlines == lines.count(b"\n"))
     utf8_line, other_line = _classify(carry, newlines, utf8_line, other_line)
+    plain = plain and b'"' not in carry
     if utf8_line is not None and other_line is not None:
         raise InputError(
             f"{path} mixes encodings: line {utf8_line} is UTF-8 but line {other_line} is not; "
@@ -157,7 +180,7 @@ def _encoding(path: Path, head: bytes) -> tuple[str, int]:
             code="bad_encoding",
         )
     if other_line is None:
-        return "utf-8", newlines
+        return "utf-8", newlines, plain
     try:
         with path.open("rb") as handle:
             while block := handle.read(_BLOCK):
@@ -167,7 +190,35 @@ def _encoding(path: Path, head: bytes) -> tuple[str, int]:
             f"{path} is neither UTF-8 nor Windows-1252 text; export it as CSV UTF-8",
             code="bad_encoding",
         ) from None
-    return "cp1252", newlines
+    return "cp1252", newlines, plain
+
+
+def _spans_lines(lines: bytes, *, first: bool) -> bool:
+    """Whether a record of these whole lines may not be one text line: a quote (a quoted
+    field may hold a newline) or a blank line (skipped, so records and lines drift)."""
+    return (
+        b'"' in lines
+        or b"\n\n" in lines
+        or b"\n\r\n" in lines
+        or (first and lines[:1] in (b"\n", b"\r"))
+    )
+
+
+def _record_lines(path: Path, encoding: str, delimiter: str) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The text line each data record starts on (index 0: record 1), by Python's csv reader,
+    for files whose records and lines are not one to one."""
+    starts: list[int] = []
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        end = 0
+        try:
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if row:  # a blank line reads as [] and starts no record
+                    starts.append(start)
+        except csv.Error:
+            pass  # Arrow read it; the records past here are numbered as if one line each
+    return np.array(starts[1:], dtype=np.int64)  # the first record is the header
 
 
 def _longest_line(lines: bytes) -> int:
@@ -238,7 +289,7 @@ def _delimiter(sample: str) -> str:
 
 
 def _open_csv(path: Path, head: bytes, size: int, chunk_rows: int) -> Table:
-    encoding, newlines = _encoding(path, head)
+    encoding, newlines, plain = _encoding(path, head)
     sample = head.decode(encoding, errors="ignore").lstrip("\ufeff")
     if len(sample.strip().splitlines()) < 2:
         raise InputError("the file has no data rows", code="no_rows")
@@ -283,7 +334,37 @@ def _open_csv(path: Path, head: bytes, size: int, chunk_rows: int) -> Table:
         if pending_rows:
             yield _chunk(pa.Table.from_batches(pending), columns, first)
 
-    return Table(columns, "csv", size, max(newlines, 1), chunks())
+    return Table(
+        columns,
+        "csv",
+        size,
+        max(newlines, 1),
+        chunks(),
+        _editor_lines(path, encoding, delimiter, plain),
+    )
+
+
+def _editor_lines(
+    path: Path, encoding: str, delimiter: str, plain: bool
+) -> Callable[[Lines], Lines]:
+    """Record numbers → editor lines: one more (the header) when every record is one line,
+    else looked up in the record starts, read once and only if a row is ever reported."""
+    if plain:
+        return lambda records: records + 1
+    starts: list[Lines] = []
+
+    def lookup(records: Lines) -> Lines:
+        if not starts:
+            starts.append(
+                _record_lines(path, "utf-8-sig" if encoding == "utf-8" else encoding, delimiter)
+            )
+        known = starts[0]
+        inside = records <= len(known)
+        shown = records + 1 + (known[-1] - len(known) - 1 if len(known) else 0)
+        shown[inside] = known[records[inside] - 1]
+        return np.asarray(shown, dtype=np.int64)
+
+    return lookup
 
 
 def _check_columns(path: Path, columns: tuple[str, ...]) -> None:
@@ -300,7 +381,7 @@ def _chunk(data: pa.Table | pa.RecordBatch, columns: tuple[str, ...], first: int
     nonempty = None
     for name, original in zip(columns, data.columns, strict=True):
         column = original
-        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        if not pa.types.is_string(column.type):  # numbers, large_string (pandas' Parquet)
             column = pc.cast(column, pa.string())
         column = pc.fill_null(pc.utf8_trim_whitespace(column), "")
         filled = pc.not_equal(pc.utf8_length(column), 0)
@@ -311,7 +392,10 @@ def _chunk(data: pa.Table | pa.RecordBatch, columns: tuple[str, ...], first: int
         mask = nonempty.to_numpy(zero_copy_only=False)
         arrays = {name: pc.filter(column, nonempty) for name, column in arrays.items()}
         lines = lines[mask]
-    frame = pd.DataFrame(
-        {name: column.to_numpy(zero_copy_only=False) for name, column in arrays.items()}
-    )
-    return Chunk(frame, lines)
+    return Chunk({name: _combined(column) for name, column in arrays.items()}, lines)
+
+
+def _combined(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dispatcher.errors import InputError
 from dispatcher.reading import describe_columns
@@ -78,6 +80,19 @@ class Template:
             if piece:
                 result = result + piece
         return result
+
+    def render_columns(self, columns: Mapping[str, pa.Array], rows: int) -> pa.Array:
+        """:meth:`render` on Arrow string columns (as :class:`~dispatcher.reading.Chunk` holds
+        them), concatenated by Arrow rather than one Python string a row."""
+        parts: list[pa.Array | str] = [self.pieces[0]]
+        for placeholder, piece in zip(self.placeholders, self.pieces[1:], strict=True):
+            values = columns[placeholder.column]
+            if placeholder.default:
+                values = pc.if_else(pc.equal(values, ""), placeholder.default, values)
+            parts.extend((values, piece))
+        if not self.placeholders:
+            return pa.array([self.pieces[0]] * rows, pa.string())
+        return pc.binary_join_element_wise(*parts, "")
 
     def render_values(self, values: dict[str, str]) -> str:
         """One text from a row given as a mapping (for a single preview)."""

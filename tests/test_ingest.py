@@ -88,9 +88,26 @@ def test_counts_and_rejects(tmp_path: Path) -> None:
     rows = list(csv.reader(io.StringIO(rejects.read_text(encoding="utf-8"))))
     assert rows == [
         ["line", "phone", "reason"],
-        ["2", "06 01 02 03 04", "duplicate of line 1"],
-        ["3", "0140000000", "not_a_mobile"],
-        ["4", "junk", "invalid_number"],
+        ["3", "06 01 02 03 04", "duplicate of line 2"],
+        ["4", "0140000000", "not_a_mobile"],
+        ["5", "junk", "invalid_number"],
+    ]
+
+
+def test_reject_lines_are_editor_lines(tmp_path: Path) -> None:
+    """After a multi-line quoted cell and a blank line, a bad row is reported at its editor line."""
+    path = tmp_path / "f.csv"
+    path.write_text(
+        'phone;first_name\n0601020304;"Anne\nMarie"\n\n0601020305;Bob\njunk;Eve\n'
+        "06 01 02 03 05;Bis\n",
+        encoding="utf-8",
+    )
+    rejects = tmp_path / "rejects.csv"
+    estimate(SETTINGS, path, provider="timetochat", template="Hi", rejects_path=rejects)
+    rows = list(csv.reader(io.StringIO(rejects.read_text(encoding="utf-8"))))
+    assert rows[1:] == [
+        ["6", "junk", "invalid_number"],
+        ["7", "06 01 02 03 05", "duplicate of line 5"],
     ]
 
 

@@ -54,4 +54,4 @@ def test_reject_report_cells_cannot_run(tmp_path: Path) -> None:
         rejects_path=rejects,
     )
     rows = list(csv.reader(io.StringIO(rejects.read_text(encoding="utf-8"))))
-    assert rows[1][:2] == ["1", '\'=1+cmd|"/C calc"!A0']
+    assert rows[1][:2] == ["2", '\'=1+cmd|"/C calc"!A0']

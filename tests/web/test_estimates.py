@@ -37,8 +37,8 @@ def test_estimate_stores_nothing(api: httpx.Client, runtime: Runtime) -> None:
     body = answer.json()
     assert (body["rows"], body["valid"], body["duplicates"], body["stored"]) == (4, 2, 1, False)
     assert body["first_rejects"] == [
-        {"line": 2, "phone": "nope", "reason": "invalid_number"},
-        {"line": 4, "phone": "0612345678", "reason": "duplicate of line 1"},
+        {"line": 3, "phone": "nope", "reason": "invalid_number"},
+        {"line": 5, "phone": "0612345678", "reason": "duplicate of line 2"},
     ]
     assert campaign_count(runtime) == 0
 
