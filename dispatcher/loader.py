@@ -25,13 +25,15 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, update
 
+from dispatcher import suppressions
 from dispatcher.config import Settings
+from dispatcher.constants import BYTEHAND
 from dispatcher.db import is_postgres
 from dispatcher.errors import InputError
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
-from dispatcher.models import Campaign, Message, Suppression, utcnow
+from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.states import CampaignState, MessageState
 
 __all__ = [
@@ -111,9 +113,13 @@ def _check_schedule(
                 )
 
 
-def suppressed_numbers(connection: Connection) -> frozenset[str]:
-    """Every suppressed E.164 number (opt-outs are far fewer than recipients)."""
-    return frozenset(connection.scalars(select(Suppression.phone)))
+def suppressed_numbers(connection: Connection, settings: Settings, provider: str) -> frozenset[str]:
+    """Numbers suppressed for campaigns of ``provider``'s account (opt-outs are far fewer than
+    recipients); see :mod:`dispatcher.suppressions` for the scopes."""
+    account = (
+        settings.bytehand.client_id if provider == BYTEHAND else settings.timetochat.service_id
+    )
+    return suppressions.suppressed_numbers(connection, suppressions.scope_for(provider, account))
 
 
 @contextlib.contextmanager
@@ -142,7 +148,7 @@ def estimate(
     suppressed: frozenset[str] = frozenset()
     if engine is not None:
         with engine.connect() as connection:
-            suppressed = suppressed_numbers(connection)
+            suppressed = suppressed_numbers(connection, settings, provider)
     pipeline = Pipeline(
         settings,
         path,
@@ -195,7 +201,7 @@ def create_campaign(
             phone_column=phone_column,
             region=region,
             smart_encoding=smart_encoding,
-            suppressed=suppressed_numbers(connection),
+            suppressed=suppressed_numbers(connection, settings, provider),
         )
         campaign_id: int = connection.execute(
             insert(Campaign).returning(Campaign.id),

@@ -16,7 +16,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher import campaigns, claims, tracking
+from dispatcher import campaigns, claims, gates, suppressions, tracking
 from dispatcher.backoff import short_retry
 from dispatcher.claims import ClaimedMessage
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
@@ -56,6 +56,11 @@ def _window(runtime: Runtime, provider: str) -> int:
     return min(dispatch.feed_window * per_call, dispatch.calls_per_second * per_call * 3)
 
 
+def _scope(runtime: Runtime, campaign: Campaign) -> str:
+    """The suppression scope of a campaign's provider account."""
+    return suppressions.scope_for(campaign.provider, runtime.account(campaign.provider))
+
+
 def _batches(ids: list[int], size: int) -> list[list[int]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
@@ -75,6 +80,7 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
             _expire_unsent(session, campaign, now)
             room = _window(runtime, campaign.provider) - claims.in_flight(session, campaign.id)
             claimed = claims.claim_window(session, campaign, room, now)
+            claimed = gates.screen(session, campaign, claimed, _scope(runtime, campaign), now)
         if claimed:
             size = runtime.settings.bytehand.batch_size if campaign.provider == BYTEHAND else 1
             enqueue(campaign.provider, campaign.id, _batches(claimed, size))
@@ -116,13 +122,26 @@ def _claim(
         if campaign.validity is not None and campaign.validity <= now:
             _expire_unsent(session, campaign, now)
             return None, []
+        # An opt-out may have arrived while the work sat on the broker.
+        suppressions.suppress_claimed(session, message_ids, _scope(runtime, campaign), now)
         return campaign, claims.claim_for_send(session, message_ids, now)
 
 
-def _record(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+def _record(
+    runtime: Runtime, campaign_id: int, outcomes: Outcomes, blacklisted: Sequence[str] = ()
+) -> None:
     now = utcnow()
     poll_at = now + runtime.settings.dispatch.poll_after
     with session_scope(runtime.sessions) as session:
+        for phone in blacklisted:
+            suppressions.add(
+                session,
+                phone,
+                scope=BYTEHAND,
+                source="provider",
+                reason="bytehand 22 receiver blacklisted",
+                now=now,
+            )
         claims.record_submitted(session, outcomes.submitted, now, poll_at)
         claims.record_failed(session, outcomes.rejected, now, transient=False)
         claims.record_failed(session, outcomes.exhausted, now, transient=True)
@@ -162,7 +181,9 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
 
         answer = _call(runtime, call)
     outcomes = plan_outcomes(claimed, answer, now, runtime.settings.dispatch)
-    _record(runtime, campaign_id, outcomes)
+    phones = [m.phone for m in claimed]
+    refused = suppressions.blacklisted(phones, answer if isinstance(answer, list) else [])
+    _record(runtime, campaign_id, outcomes, refused)
     return len(outcomes.submitted)
 
 

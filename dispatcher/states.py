@@ -13,6 +13,9 @@ Message life::
        └──────────┴──────────┤   (transient error before the request left: back to pending)
                              └─▶ in_doubt ─▶ submitted/sent/delivered/... (a report settles it)
                                           ─▶ pending (ops: resend) | sent (ops: mark sent)
+
+    pending | queued ─▶ suppressed (the number opted out, or the provider says it is
+                        blacklisted, before the message was handed to the provider)
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class MessageState(enum.StrEnum):
     UNKNOWN = "unknown"
     IN_DOUBT = "in_doubt"
     CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
 
 
 class CampaignState(enum.StrEnum):
@@ -67,15 +71,15 @@ class CampaignState(enum.StrEnum):
 M = MessageState
 
 FINAL_MESSAGE_STATES: frozenset[MessageState] = frozenset(
-    {M.DELIVERED, M.UNDELIVERABLE, M.FAILED, M.EXPIRED, M.UNKNOWN, M.CANCELLED}
+    {M.DELIVERED, M.UNDELIVERABLE, M.FAILED, M.EXPIRED, M.UNKNOWN, M.CANCELLED, M.SUPPRESSED}
 )
 """States a campaign can finish with. ``in_doubt`` is deliberately not one: ops must settle it."""
 
 _DELIVERY_REPORTS = (M.SUBMITTED, M.SENT, M.DELIVERED, M.UNDELIVERABLE, M.EXPIRED, M.UNKNOWN)
 
 MESSAGE_TRANSITIONS: Mapping[MessageState, frozenset[MessageState]] = {
-    M.PENDING: frozenset({M.QUEUED, M.CANCELLED, M.EXPIRED}),
-    M.QUEUED: frozenset({M.SENDING, M.PENDING, M.CANCELLED, M.EXPIRED}),
+    M.PENDING: frozenset({M.QUEUED, M.CANCELLED, M.EXPIRED, M.SUPPRESSED}),
+    M.QUEUED: frozenset({M.SENDING, M.PENDING, M.CANCELLED, M.EXPIRED, M.SUPPRESSED}),
     # A provider report can overtake our own commit of the send (a stalled answer, a worker
     # killed after the request left): it proves the message was accepted, so it applies.
     M.SENDING: frozenset(
@@ -102,13 +106,15 @@ MESSAGE_TRANSITIONS: Mapping[MessageState, frozenset[MessageState]] = {
     M.UNDELIVERABLE: frozenset(),
     M.EXPIRED: frozenset(),
     M.CANCELLED: frozenset(),
+    M.SUPPRESSED: frozenset(),
 }
 
 C = CampaignState
 
 CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
     C.DRAFT: frozenset({C.SCHEDULED, C.RUNNING, C.CANCELLED}),
-    C.SCHEDULED: frozenset({C.RUNNING, C.DRAFT, C.CANCELLED}),
+    # A scheduled campaign whose pre-start checks fail at start_at is paused with the reason.
+    C.SCHEDULED: frozenset({C.RUNNING, C.DRAFT, C.CANCELLED, C.PAUSED}),
     C.RUNNING: frozenset({C.PAUSED, C.COMPLETED, C.CANCELLED}),
     C.PAUSED: frozenset({C.RUNNING, C.CANCELLED}),
     # retry-failed and late in-doubt resends reopen a finished campaign.

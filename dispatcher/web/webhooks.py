@@ -40,6 +40,7 @@ from dispatcher.models import utcnow
 from dispatcher.providers.base import check_webhook_secret
 from dispatcher.providers.bytehand_webhooks import IncomingSms, StatusCallback, parse_callback
 from dispatcher.providers.timetochat_webhooks import PushEvent, parse_push_cra
+from dispatcher.replies import Audience
 from dispatcher.runtime import Runtime
 from dispatcher.tracking import Report
 from dispatcher.web.bodies import read_limited
@@ -143,6 +144,7 @@ def bytehand_callback(request: Request, runtime: Runtime = Depends(get_runtime))
             dedup_key=f"mo:bytehand:{parsed.message_id}",
             now=now,
             provider_message_id=parsed.message_id,
+            audience=Audience.for_provider(runtime.settings, BYTEHAND),
         )
     return {"ok": True, "result": "stored" if stored else "duplicate"}
 
@@ -183,6 +185,7 @@ def _apply_push(runtime: Runtime, events: list[PushEvent]) -> dict[str, int]:
     """Every item of one POST in one transaction: all recorded, or none (and a 5xx retry)."""
     now = utcnow()
     results: dict[str, int] = {}
+    audience = Audience.for_provider(runtime.settings, TIMETOCHAT)
     with session_scope(runtime.sessions) as session:
         for event in events:
             payload = _push_payload(event)
@@ -222,6 +225,7 @@ def _apply_push(runtime: Runtime, events: list[PushEvent]) -> dict[str, int]:
                     now=now,
                     reply_to_ext_ref=event.ext_ref if answered else None,
                     reply_to_provider_id=event.call_id if answered else None,
+                    audience=audience,
                 )
                 outcome = "stored" if stored else "duplicate"
             results[outcome] = results.get(outcome, 0) + 1

@@ -1,0 +1,202 @@
+"""Quiet hours: when a recipient may receive a campaign, in the recipient's own time zone.
+
+Pure: every function takes ``now`` (an aware datetime) and does no I/O, so the rules are tested
+as tables. A campaign's :class:`SendRules` (stored as JSON on the campaign; ``None`` means any
+time, for transactional messages) say which hours of which weekdays are open, whether public
+holidays of the recipient's country are closed, and which zone to assume when the number does
+not tell.
+
+The recipient's zone, in order: the file's ``timezone`` cell (an IANA name); else the number's
+zone when :func:`phonenumbers.timezone.time_zones_for_number` gives exactly one; else the
+campaign's zone. Russian mobile numbers (+79...) are not tied to a region and give eleven zones,
+so they take the campaign's zone (Europe/Moscow for a Russian campaign): the window is then kept
+in Moscow time, the zone of most recipients; a file with a ``timezone`` column does better.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import phonenumbers
+from phonenumbers import timezone as phone_zones
+
+from dispatcher.errors import InputError
+
+__all__ = [
+    "DAY_NAMES",
+    "SendRules",
+    "country_of",
+    "is_open",
+    "next_opening",
+    "opening_for",
+    "parse_days",
+    "parse_window",
+    "zone_of",
+]
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_SEARCH_DAYS = 400
+"""How far :func:`next_opening` looks (a year of holidays and closed days at most)."""
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """``"08:00-20:00"`` → (08:00, 20:00); the end is exclusive and after the start."""
+    found = _WINDOW.match(text)
+    if not found:
+        raise InputError(f"send window {text!r}: expected HH:MM-HH:MM", code="bad_window")
+    h1, m1, h2, m2 = (int(g) for g in found.groups())
+    if h2 == 24 and m2 == 0:
+        h2, m2 = 23, 59
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise InputError(f"send window {text!r}: not a time of day", code="bad_window")
+    start, end = time(h1, m1), time(h2, m2)
+    if end <= start:
+        raise InputError(f"send window {text!r}: must end after it starts", code="bad_window")
+    return start, end
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """``"mon-sat"`` or ``"mon,wed,fri"`` (or both) → weekday numbers (Monday 0)."""
+    days: set[int] = set()
+    for item in text.lower().replace(" ", "").split(","):
+        first, _, last = item.partition("-")
+        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+            raise InputError(
+                f"send days {text!r}: use mon..sun, e.g. mon-sat or mon,wed,fri",
+                code="bad_window",
+            )
+        a, b = DAY_NAMES.index(first), DAY_NAMES.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return frozenset(days)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InputError(f"time zone {name!r}: not an IANA name", code="bad_window") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class SendRules:
+    """A campaign's quiet hours: open ``window`` on ``days``, closed on holidays if asked."""
+
+    window: str = "08:00-20:00"
+    days: str = "mon-sat"
+    timezone: str = "Europe/Paris"
+    skip_public_holidays: bool = True
+
+    def __post_init__(self) -> None:
+        parse_window(self.window)
+        parse_days(self.days)
+        _zone(self.timezone)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> SendRules | None:
+        """The stored rules; ``None`` (any time) stays ``None``."""
+        return None if data is None else cls(**data)
+
+
+def country_of(phone: str) -> str | None:
+    """The region (ISO 3166 alpha-2) of an E.164 number, or ``None``."""
+    return _facts(phone)[1]
+
+
+_PREFIX = 8
+"""Zones and countries are decided by a number's leading digits: results are cached per
+``+`` and 7 digits (country code and area or mobile prefix), so a million recipients cost a
+few thousand ``phonenumbers`` look-ups, not a million."""
+
+
+@functools.lru_cache(maxsize=65536)
+def _prefix_facts(phone: str) -> tuple[str | None, str | None]:
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return None, None
+    zones = phone_zones.time_zones_for_number(number)
+    zone = zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
+    return zone, phonenumbers.region_code_for_number(number) or None
+
+
+def _facts(phone: str) -> tuple[str | None, str | None]:
+    # The whole number parses; only its zone and country are kept under its prefix.
+    key = phone[:_PREFIX]
+    cached = _PREFIXES.get(key)
+    if cached is None:
+        cached = _PREFIXES[key] = _prefix_facts(phone)
+    return cached
+
+
+_PREFIXES: dict[str, tuple[str | None, str | None]] = {}
+
+
+def zone_of(phone: str, explicit: str | None, default: str) -> str:
+    """The recipient's IANA zone: the file's cell, else the number's if it has exactly one,
+    else the campaign's ``default``. An unknown name in the file falls back the same way."""
+    if explicit and _known_zone(explicit):
+        return explicit
+    return _facts(phone)[0] or default
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=512)
+def _holidays(country: str, year: int) -> frozenset[date]:
+    try:
+        return frozenset(holidays.country_holidays(country, years=year))
+    except NotImplementedError:
+        return frozenset()
+
+
+def _open_day(day: date, rules: SendRules, country: str | None) -> bool:
+    if day.weekday() not in parse_days(rules.days):
+        return False
+    return not (rules.skip_public_holidays and country and day in _holidays(country, day.year))
+
+
+def is_open(now: datetime, rules: SendRules, zone: str, country: str | None) -> bool:
+    """Whether a recipient in ``zone`` (of ``country``) may receive a message at ``now``."""
+    return next_opening(now, rules, zone, country) == now
+
+
+def opening_for(now: datetime, rules: SendRules, phone: str, explicit_zone: str | None) -> datetime:
+    """:func:`next_opening` for one recipient: zone and country found from the number."""
+    zone = zone_of(phone, explicit_zone, rules.timezone)
+    return next_opening(now, rules, zone, country_of(phone))
+
+
+def next_opening(now: datetime, rules: SendRules, zone: str, country: str | None) -> datetime:
+    """``now`` if the window is open for that recipient, else the next moment it opens (UTC)."""
+    start, end = parse_window(rules.window)
+    tz = _zone(zone)
+    local = now.astimezone(tz)
+    day = local.date()
+    for offset in range(_SEARCH_DAYS):
+        current = day + timedelta(days=offset)
+        if not _open_day(current, rules, country):
+            continue
+        opens = datetime.combine(current, start, tz)
+        closes = datetime.combine(current, end, tz)
+        if offset == 0 and opens <= local < closes:
+            return now
+        if local < opens:
+            return opens.astimezone(now.tzinfo)
+    raise InputError(f"send window {rules.window} {rules.days} never opens", code="bad_window")
