@@ -264,8 +264,10 @@ def import_csv(
     with path.open(encoding="utf-8-sig", newline="") as handle:
         sample = handle.read(4096)
         handle.seek(0)
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample.strip() else "excel"
-        rows = list(csv.reader(handle, dialect))
+        first = sample.splitlines()[0] if sample.strip() else ""
+        # One column needs no sniffing (the Sniffer refuses a file without a delimiter).
+        delimiter = max(",;\t", key=first.count) if any(c in first for c in ",;\t") else ","
+        rows = list(csv.reader(handle, delimiter=delimiter))
     if not rows:
         return 0, []
     header = [cell.strip().lower() for cell in rows[0]]

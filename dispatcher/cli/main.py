@@ -73,3 +73,8 @@ main.add_command(estimate)
 from dispatcher.cli.web import web  # noqa: E402
 
 main.add_command(web)
+
+from dispatcher.cli.audience import replies, suppressions  # noqa: E402
+
+main.add_command(suppressions)
+main.add_command(replies)

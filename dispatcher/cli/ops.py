@@ -20,11 +20,12 @@ from dispatcher.models import utcnow
 from dispatcher.runtime import current
 from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState
 
-__all__ = ["OPS_COMMANDS"]
+__all__ = ["OPS_COMMANDS", "open_session"]
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
+def open_session() -> Iterator[Session]:
+    """One transaction on the migrated database of this process's settings."""
     runtime = current()
     migrate(runtime.engine)
     with session_scope(runtime.sessions) as session:
@@ -44,7 +45,7 @@ def _simple(
     @click.command(name=name)
     @click.argument("campaign_id", type=int)
     def command(campaign_id: int) -> None:
-        with _session() as session:
+        with open_session() as session:
             result = action(session, campaign_id)
         click.echo(f"campaign {campaign_id}: {describe(result)}")
         if name in ("start", "resume", "retry-failed", "resolve-in-doubt"):
@@ -83,7 +84,7 @@ def resolve_in_doubt(campaign_id: int, action: str | None) -> None:
     """Settle sends whose outcome cannot be known (ByteHand has no reference to look them up)."""
     if action is None:
         raise InputError("say --resend or --mark-sent (see `campaign status` for the list)")
-    with _session() as session:
+    with open_session() as session:
         count = campaigns.resolve_in_doubt(
             session, campaign_id, utcnow(), resend=action == "resend"
         )
@@ -97,7 +98,7 @@ def resolve_in_doubt(campaign_id: int, action: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status(campaign_id: int, as_json: bool) -> None:
     """Counts by state and by reason, parts and cost."""
-    with _session() as session:
+    with open_session() as session:
         summary = campaigns.report(session, campaign_id)
     if as_json:
         click.echo(json.dumps(summary))
@@ -151,7 +152,7 @@ def watch_until_done(
 @click.argument("campaign_id", type=int)
 def watch(campaign_id: int) -> None:
     """Live progress until the campaign is done."""
-    with _session() as session:
+    with open_session() as session:
         campaigns.get_campaign(session, campaign_id)
     summary = watch_until_done([campaign_id])[campaign_id]
     click.echo(json.dumps(summary, indent=2))
@@ -164,7 +165,7 @@ def watch(campaign_id: int) -> None:
 )
 def export(campaign_id: int, out: Path) -> None:
     """Every recipient with its final state, reason, provider id and timestamps."""
-    with _session() as session:
+    with open_session() as session:
         campaigns.get_campaign(session, campaign_id)
     rows = export_messages(current().engine, campaign_id, out)
     click.echo(f"campaign {campaign_id}: {rows} recipients written to {out}")

@@ -8,6 +8,7 @@ app for uvicorn. Routes::
     GET  /webhooks/bytehand              ByteHand id + key (see dispatcher.web.webhooks)
     POST /webhooks/timetochat/{secret}   TimeToChat path secret + username
     *    /campaigns...                   bearer token (see dispatcher.web.api)
+    *    /suppressions..., GET /replies  bearer token (see dispatcher.web.audience)
     GET  /                               dashboard, token once then cookie
     GET  /openapi.json                   bearer token (see dispatcher.web.openapi)
 
@@ -26,7 +27,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from dispatcher.runtime import Runtime
-from dispatcher.web import api, dashboard, webhooks
+from dispatcher.web import api, audience, dashboard, webhooks
 from dispatcher.web.errors import install_error_handlers
 from dispatcher.web.openapi import serve_openapi
 from dispatcher.web.state import OnStart, get_runtime, no_kick
@@ -89,6 +90,7 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    app.include_router(audience.router)
     app.include_router(dashboard.router)
     serve_openapi(app)
     return app
