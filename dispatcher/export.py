@@ -1,4 +1,8 @@
-"""Campaign exports: every recipient with its final state, in CSV or Parquet, streamed."""
+"""Campaign exports: every recipient with its final state, in CSV or Parquet, streamed.
+
+``reply`` is the text of the latest incoming SMS linked to the recipient's message (see
+:mod:`dispatcher.replies` for how an MO is linked), empty when none.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 
 from dispatcher.errors import InputError
-from dispatcher.models import Message
+from dispatcher.models import InboundMessage, Message
 
 __all__ = ["EXPORT_COLUMNS", "export_messages"]
 
@@ -26,6 +30,7 @@ EXPORT_COLUMNS = (
     "attempts",
     "submitted_at",
     "final_at",
+    "reply",
 )
 CHUNK = 50_000
 
@@ -35,7 +40,16 @@ def export_messages(engine: Engine, campaign_id: int, out: Path) -> int:
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise InputError(f"export to .csv or .parquet, not {out.name!r}")
-    columns = [getattr(Message, name) for name in EXPORT_COLUMNS]
+    reply = (
+        select(InboundMessage.text)
+        .where(InboundMessage.reply_to_id == Message.id)
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(1)
+        .correlate(Message)
+        .scalar_subquery()
+        .label("reply")
+    )
+    columns = [getattr(Message, name) for name in EXPORT_COLUMNS if name != "reply"] + [reply]
     statement = select(*columns).where(Message.campaign_id == campaign_id).order_by(Message.line)
     written = 0
     writer: pq.ParquetWriter | None = None

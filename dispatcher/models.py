@@ -180,7 +180,7 @@ class InboundMessage(Base):
     to_number: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     reply_to_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL"), default=None
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None, index=True
     )
     intent: Mapped[str] = mapped_column(String(10), default="reply", server_default="reply")
     """What the text meant (:class:`dispatcher.keywords.Intent`): opt_out, opt_in or reply."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -96,3 +97,30 @@ def test_replies_of_one_campaign(cli: CliRunner, seed: Seed, db_engine: Engine) 
     lines = _run(cli, "replies", "--campaign", str(campaign_id), "--json").splitlines()
     assert [json.loads(line)["text"] for line in lines] == ["Merci c'est super"]
     assert len(_run(cli, "replies", "--since", "1h").splitlines()) == 1
+
+
+def test_export_has_the_reply(
+    cli: CliRunner, seed: Seed, db_engine: Engine, tmp_path: Path
+) -> None:
+    """`campaign export` carries the latest reply linked to each recipient's message."""
+    campaign_id, [answered, _silent] = seed(MessageState.SENT, MessageState.SENT)
+    with Session(db_engine) as session:
+        for key, text in (("x", "first"), ("y", "Merci c'est super")):
+            session.add(
+                InboundMessage(
+                    provider="bytehand",
+                    from_number="+33612345678",
+                    to_number="SMSINFO",
+                    text=text,
+                    reply_to_id=answered,
+                    dedup_key=key,
+                    received_at=utcnow() + timedelta(seconds=len(key + text)),
+                )
+            )
+        session.commit()
+    out = tmp_path / "export.csv"
+    _run(cli, "campaign", "export", str(campaign_id), "--out", str(out))
+
+    with out.open() as handle:
+        rows = {int(r["line"]): r["reply"] for r in csv.DictReader(handle)}
+    assert rows == {0: "Merci c'est super", 1: ""}

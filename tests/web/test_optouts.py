@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from dispatcher.db import session_scope
-from dispatcher.models import InboundMessage, Suppression
+from dispatcher.models import InboundMessage, Message, Suppression, utcnow
 from dispatcher.runtime import Runtime
 from dispatcher.sandbox import (
     ByteHandAccount,
@@ -102,7 +103,7 @@ def test_stop_mid_campaign_suppresses_pending_messages(
     phone = message(runtime, pending).phone
     with session_scope(runtime.sessions) as session:
         for mid in (queued, sent):  # the same recipient in every row
-            row = session.get(type(message(runtime, mid)), mid)
+            row = session.get(Message, mid)
             assert row is not None
             row.phone = phone
     _mo(simulators, provider, phone, "STOP")
@@ -148,3 +149,28 @@ def test_start_resubscribes(simulators: dict[str, str], runtime: Runtime) -> Non
     _mo(simulators, "bytehand", "+79161234567", "START")
     _inbound(runtime, 2)
     assert _entries(runtime, "+79161234567") == []
+
+
+def test_bytehand_reply_links_to_latest_message_in_window(
+    simulators: dict[str, str], runtime: Runtime
+) -> None:
+    """ByteHand gives no link: an MO answers the latest message sent to that number within
+    the reply window; one sent before the window is not linked."""
+    _, [stale, older, latest] = add_campaign(
+        runtime, messages=[("sent", "a"), ("sent", "b"), ("delivered", "c")]
+    )
+    now = utcnow()
+    ages = {stale: timedelta(days=4), older: timedelta(hours=2), latest: timedelta(minutes=5)}
+    with session_scope(runtime.sessions) as session:
+        for mid, age in ages.items():
+            row = session.get(Message, mid)
+            assert row is not None
+            row.phone, row.submitted_at = "+33612345678", now - age
+        stale_row = session.get(Message, stale)
+        assert stale_row is not None
+        stale_row.phone = "+33698765432"
+    _mo(simulators, "bytehand", "+33612345678", "Merci, c'est pour quand ?")
+    [mo] = _inbound(runtime, 1)
+    assert (mo.reply_to_id, mo.intent) == (latest, "reply")
+    _mo(simulators, "bytehand", "+33698765432", "Qui êtes-vous ?")
+    assert _inbound(runtime, 2)[1].reply_to_id is None

@@ -4,7 +4,8 @@ Suppressions gain an id, a scope (``*`` or ``<provider>:<account>``), a source a
 text, unique per (phone, scope); campaigns keep their quiet-hours rules (``send_rules``);
 messages keep the file's ``timezone`` cell and are indexed by phone (an opt-out or a reply
 finds that number's messages without scanning every campaign); inbound messages keep what
-their text meant (``intent``) and are indexed by arrival for ``dispatcher replies --since``.
+their text meant (``intent``) and are indexed by arrival (``dispatcher replies --since``) and
+by the message they answer (the ``reply`` column of exports).
 
 Revision ID: 0007
 Revises: 0003
@@ -55,9 +56,13 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_inbound_messages_received_at"), "inbound_messages", ["received_at"], unique=False
     )
+    op.create_index(
+        op.f("ix_inbound_messages_reply_to_id"), "inbound_messages", ["reply_to_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_inbound_messages_reply_to_id"), table_name="inbound_messages")
     op.drop_index(op.f("ix_inbound_messages_received_at"), table_name="inbound_messages")
     with op.batch_alter_table("inbound_messages") as batch:
         batch.drop_column("intent")
