@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from dispatcher.claims import move
 from dispatcher.errors import InputError
-from dispatcher.models import Campaign, Message
+from dispatcher.gates import waiting_for_window
+from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.states import (
     CAMPAIGN_TRANSITIONS,
     FINAL_MESSAGE_STATES,
@@ -97,7 +98,11 @@ def start_due(session: Session, now: datetime) -> list[int]:
 def pause(session: Session, campaign_id: int, now: datetime, reason: str = "paused by ops") -> None:
     """Stop feeding; work already queued goes back to pending when its task claims it."""
     campaign = get_campaign(session, campaign_id)
-    if not _move_campaign(session, campaign_id, C.PAUSED, now, pause_reason=reason, paused_at=now):
+    # Ops pause what runs; a scheduled campaign is paused only by a failed pre-start check.
+    paused = campaign.state == C.RUNNING and _move_campaign(
+        session, campaign_id, C.PAUSED, now, pause_reason=reason, paused_at=now
+    )
+    if not paused:
         raise _refuse(campaign, "pause")
 
 
@@ -213,9 +218,11 @@ def campaign_counts(session: Session, campaign_id: int) -> dict[str, int]:
     return {state: int(count) for state, count in rows}
 
 
-def report(session: Session, campaign_id: int) -> dict[str, Any]:
-    """Counts by state and by reason, parts and cost: what marketing and ops look at."""
+def report(session: Session, campaign_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Counts by state and by reason, parts and cost: what marketing and ops look at; also how
+    many recipients wait for their sending window (quiet hours) and when the next opens."""
     campaign = get_campaign(session, campaign_id)
+    waiting, next_opening = waiting_for_window(session, campaign_id, now or utcnow())
     reasons: Counter[str] = Counter()
     for state, error, count in session.execute(
         select(Message.state, Message.last_error, func.count())
@@ -229,7 +236,9 @@ def report(session: Session, campaign_id: int) -> dict[str, Any]:
     parts = session.scalar(
         select(func.coalesce(func.sum(Message.parts), 0)).where(
             Message.campaign_id == campaign_id,
-            Message.state.notin_((M.PENDING, M.QUEUED, M.FAILED, M.CANCELLED, M.EXPIRED)),
+            Message.state.notin_(
+                (M.PENDING, M.QUEUED, M.FAILED, M.CANCELLED, M.EXPIRED, M.SUPPRESSED)
+            ),
         )
     )
     price = float(campaign.estimate.get("price_per_part", 0.0))
@@ -242,6 +251,8 @@ def report(session: Session, campaign_id: int) -> dict[str, Any]:
         "reasons": dict(reasons.most_common()),
         "parts_sent": int(parts or 0),
         "cost": round(int(parts or 0) * price, 4),
+        "waiting_for_window": waiting,
+        "next_window_opens": next_opening.isoformat() if next_opening else None,
         "pause_reason": campaign.pause_reason,
         "paused_at": campaign.paused_at.isoformat() if campaign.paused_at else None,
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,

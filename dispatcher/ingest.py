@@ -82,6 +82,13 @@ PHONE_COLUMN_NAMES = (
 _PHONE_NAMES = {fold_name(name): rank for rank, name in enumerate(PHONE_COLUMN_NAMES)}
 _BASIC_ONLY = "^[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in sorted(sms.GSM7_BASIC)) + "]*$"
 _CACHE_LIMIT = 200_000
+_ZONE_NAMES = frozenset({"timezone", "time_zone", "tz", "fuseau", "fuseau_horaire"})
+_FRENCH = ("+33", "+262", "+508", "+590", "+594", "+596")
+"""France and its overseas departments: where the CNIL's opt-out mention is owed."""
+
+
+def _is_french(e164: str) -> bool:
+    return e164.startswith(_FRENCH)
 
 
 def find_phone_column(columns: tuple[str, ...], explicit: str | None) -> str:
@@ -125,6 +132,11 @@ class Estimate:
     ucs2_forcing: Counter[str] = field(default_factory=Counter)
     first_reject: tuple[int, str] | None = None
     """The first rejected row's line and reason, to explain a file with no valid row."""
+    french: int = 0
+    """Valid recipients with French numbers (metropolitan and overseas)."""
+    outside_window: int | None = None
+    """Valid recipients outside their sending window now (``None``: any time)."""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def cost(self) -> Decimal:
@@ -151,6 +163,9 @@ class Estimate:
             },
             "smart_encoding": self.smart_encoding,
             "parts_saved": self.parts_saved if self.smart_encoding else None,
+            "french": self.french,
+            "outside_window": self.outside_window,
+            "warnings": list(self.warnings),
         }
 
 
@@ -163,6 +178,8 @@ class Batch:
     texts: list[str]
     encodings: list[str]
     parts: list[int]
+    zones: list[str | None] | None = None
+    """The file's ``timezone`` cells, when it has that column (quiet hours)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +223,9 @@ class Pipeline:
         self.table: Table = open_table(path, chunk_rows=chunk_rows)
         self.phone_column = find_phone_column(self.table.columns, phone_column)
         self.template: Template = compile_template(template, self.table.columns)
+        self.zone_column = next(
+            (c for c in self.table.columns if fold_name(c) in _ZONE_NAMES), None
+        )
         self.smart_encoding = smart_encoding
         self.suppressed = suppressed
         self.estimate = Estimate(provider, Decimal(str(account.price_per_part)), smart_encoding)
@@ -277,10 +297,15 @@ class Pipeline:
             texts, encodings = [texts[p] for p in kept], [encodings[p] for p in kept]
             parts = [parts[p] for p in kept]
         estimate.valid += len(keep)
+        estimate.french += sum(map(_is_french, phones))
         estimate.encodings.update(encodings)
         estimate.parts_histogram.update(parts)
         estimate.parts += sum(parts)
-        return Batch([lines[i] for i in keep], phones, texts, encodings, parts), rejected
+        zones = None
+        if self.zone_column is not None:
+            cells = chunk.frame[self.zone_column].tolist()
+            zones = [cells[i] if isinstance(cells[i], str) and cells[i] else None for i in keep]
+        return Batch([lines[i] for i in keep], phones, texts, encodings, parts, zones), rejected
 
     def _analyze(self, texts: Any) -> tuple[list[str], list[str], list[int], dict[int, str]]:
         """Final texts, encodings and parts, and the reason of each position refused.

@@ -27,7 +27,9 @@ __all__ = [
     "OPT_OUT_WORDS",
     "Intent",
     "Keywords",
+    "has_optout_mention",
     "normalise",
+    "with_optout_mention",
 ]
 
 
@@ -99,6 +101,8 @@ OPT_IN_WORDS: tuple[str, ...] = (
 """Whole texts that mean "you may write to me again"."""
 
 _SPACES = re.compile(r"[\s\-_]+")
+_MENTION = re.compile(r"\bstop\b[^0-9]{0,20}\b3\d{4}\b")
+"""The CNIL's form, "STOP au 36xxx" (also "STOP SMS au 36105", "Stop: 36111")."""
 
 
 def _trim_category(character: str) -> bool:
@@ -143,3 +147,16 @@ class Keywords:
 
 
 DEFAULT_KEYWORDS = Keywords.build()
+
+
+def has_optout_mention(template: str, mention: str) -> bool:
+    """Whether a text offers a free opt-out: "STOP au 36xxx" or the configured ``mention``."""
+    text = normalise(template)
+    return bool(_MENTION.search(text)) or bool(mention and normalise(mention) in text)
+
+
+def with_optout_mention(template: str, mention: str) -> str:
+    """``template`` ending with ``mention`` (unchanged when it already offers an opt-out)."""
+    if not mention or has_optout_mention(template, mention):
+        return template
+    return f"{template.rstrip()} {mention}"

@@ -84,8 +84,8 @@ def is_blacklist(provider: str, code: str | None) -> bool:
 
 
 def scope_for(provider: str, account: str) -> str:
-    """The scope of one provider account."""
-    return f"{provider}:{account}"
+    """The scope of one provider account (the provider's, when no account id is set)."""
+    return f"{provider}:{account}" if account else provider
 
 
 @dataclasses.dataclass(frozen=True)

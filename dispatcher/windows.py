@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +33,7 @@ from dispatcher.errors import InputError
 __all__ = [
     "DAY_NAMES",
     "SendRules",
+    "count_closed",
     "country_of",
     "is_open",
     "next_opening",
@@ -200,3 +203,19 @@ def next_opening(now: datetime, rules: SendRules, zone: str, country: str | None
         if local < opens:
             return opens.astimezone(now.tzinfo)
     raise InputError(f"send window {rules.window} {rules.days} never opens", code="bad_window")
+
+
+def count_closed(
+    now: datetime, rules: SendRules, phones: Sequence[str], zones: Sequence[str | None] | None
+) -> int:
+    """How many of these recipients are outside their window at ``now`` (for the estimate):
+    one :func:`next_opening` per distinct (zone, country), not per recipient."""
+    known: dict[tuple[str, str | None], bool] = {}
+    closed = 0
+    for phone, zone in zip(phones, zones or repeat(None), strict=False):
+        key = (zone_of(phone, zone, rules.timezone), country_of(phone))
+        shut = known.get(key)
+        if shut is None:
+            shut = known[key] = next_opening(now, rules, *key) != now
+        closed += shut
+    return closed

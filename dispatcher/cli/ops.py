@@ -111,6 +111,13 @@ def status(campaign_id: int, as_json: bool) -> None:
     for reason, count in summary["reasons"].items():
         click.echo(f"  {count:>8}  {reason}")
     click.echo(f"  parts sent {summary['parts_sent']}, cost {summary['cost']}")
+    if summary["pause_reason"]:
+        click.echo(f"  paused: {summary['pause_reason']}")
+    if summary["waiting_for_window"]:
+        click.echo(
+            f"  {summary['waiting_for_window']} waiting for their sending window, "
+            f"next opens {summary['next_window_opens']}"
+        )
 
 
 def watch_until_done(

@@ -86,6 +86,11 @@ class CampaignForm(BaseModel):
     phone_column: Annotated[str, Field(max_length=200), NoNul] | None = None
     region: Annotated[str, Field(max_length=8), NoNul] | None = None
     smart_encoding: bool = False
+    send_window: Annotated[str, Field(max_length=20), NoNul] | None = None
+    send_days: Annotated[str, Field(max_length=40), NoNul] | None = None
+    timezone: Annotated[str, Field(max_length=64), NoNul] | None = None
+    any_time: bool = False
+    append_optout: bool | None = None
 
 
 class ResolveInDoubt(BaseModel):
@@ -141,6 +146,18 @@ async def create(request: Request, response: Response, runtime: RuntimeDep) -> d
             smart_encoding=form.smart_encoding,
             rejects_path=None,
             progress=None,
+            send_rules=loader.default_send_rules(
+                runtime.settings,
+                any_time=form.any_time,
+                window=form.send_window,
+                days=form.send_days,
+                timezone=form.timezone,
+            ),
+            append_optout=(
+                runtime.settings.audience.append_optout_mention
+                if form.append_optout is None
+                else form.append_optout
+            ),
         )
         try:
             summary = await run_in_threadpool(call)
