@@ -28,6 +28,7 @@ from dispatcher.states import (
 __all__ = [
     "campaign_counts",
     "cancel",
+    "due_to_start",
     "finish_if_done",
     "get_campaign",
     "pause",
@@ -87,12 +88,20 @@ def start(session: Session, campaign_id: int, now: datetime) -> CampaignState:
     return target
 
 
-def start_due(session: Session, now: datetime) -> list[int]:
-    """Scheduled campaigns whose time has come: each started exactly once."""
-    due = session.scalars(
-        select(Campaign.id).where(Campaign.state == C.SCHEDULED, Campaign.start_at <= now)
-    ).all()
-    return [cid for cid in due if _move_campaign(session, cid, C.RUNNING, now, started_at=now)]
+def due_to_start(session: Session, now: datetime) -> list[Campaign]:
+    """Scheduled campaigns whose time has come (to be checked, then started)."""
+    return list(
+        session.scalars(
+            select(Campaign).where(Campaign.state == C.SCHEDULED, Campaign.start_at <= now)
+        )
+    )
+
+
+def start_due(session: Session, now: datetime, ids: list[int] | None = None) -> list[int]:
+    """Scheduled campaigns whose time has come (of ``ids`` when given): each started once."""
+    due = [c.id for c in due_to_start(session, now)]
+    chosen = due if ids is None else [cid for cid in due if cid in ids]
+    return [cid for cid in chosen if _move_campaign(session, cid, C.RUNNING, now, started_at=now)]
 
 
 def pause(session: Session, campaign_id: int, now: datetime, reason: str = "paused by ops") -> None:

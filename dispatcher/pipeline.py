@@ -16,7 +16,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatcher import campaigns, claims, gates, suppressions, tracking
+from dispatcher import campaigns, claims, gates, prestart, suppressions, tracking
 from dispatcher.backoff import short_retry
 from dispatcher.claims import ClaimedMessage
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
@@ -70,8 +70,9 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
     ones that are done. Returns messages enqueued per campaign."""
     now = utcnow()
     fed: dict[int, int] = {}
+    passed = _check_due(runtime, now)
     with session_scope(runtime.sessions) as session:
-        campaigns.start_due(session, now)
+        campaigns.start_due(session, now, passed)
         running = session.scalars(
             select(Campaign).where(Campaign.state == CampaignState.RUNNING)
         ).all()
@@ -89,6 +90,27 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
             with session_scope(runtime.sessions) as session:
                 campaigns.finish_if_done(session, campaign.id, now)
     return fed
+
+
+def _check_due(runtime: Runtime, now: datetime) -> list[int]:
+    """Pre-start checks of the scheduled campaigns due now: those that pass; a refused one is
+    paused with the reason, one that could not be checked waits for the next tick."""
+    with session_scope(runtime.sessions) as session:
+        due = campaigns.due_to_start(session, now)
+    passed = []
+    for campaign in due:
+        try:
+            prestart.check(runtime, campaign)
+        except prestart.StartRefused as refusal:
+            log.error("campaign %s not started: %s", campaign.id, refusal)
+            with session_scope(runtime.sessions) as session:
+                campaigns.pause_for(session, campaign.id, str(refusal), now)
+            continue
+        except (ProviderError, RateLimiterUnavailable) as error:
+            log.warning("campaign %s: pre-start check not made (%s)", campaign.id, error)
+            continue
+        passed.append(campaign.id)
+    return passed
 
 
 def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:

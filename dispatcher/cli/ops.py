@@ -12,7 +12,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from dispatcher import campaigns
+from dispatcher import campaigns, prestart
 from dispatcher.db import migrate, session_scope
 from dispatcher.errors import InputError
 from dispatcher.export import export_messages
@@ -55,12 +55,18 @@ def _simple(
 
 
 start = _simple(
-    "start", lambda s, cid: campaigns.start(s, cid, utcnow()), lambda state: f"now {state}"
+    "start",
+    lambda s, cid: prestart.start_checked(current(), s, cid, utcnow()),
+    lambda state: f"now {state}",
 )
 start.help = "Start now, or at the campaign's --start-at (beat starts it then)."
 pause = _simple("pause", lambda s, cid: campaigns.pause(s, cid, utcnow()), lambda _: "paused")
 pause.help = "Stop feeding within a tick; queued work is released, nothing sent twice."
-resume = _simple("resume", lambda s, cid: campaigns.resume(s, cid, utcnow()), lambda _: "running")
+resume = _simple(
+    "resume",
+    lambda s, cid: prestart.resume_checked(current(), s, cid, utcnow()),
+    lambda _: "running",
+)
 resume.help = "Continue a paused campaign from where it stopped."
 cancel = _simple(
     "cancel",

@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher import campaigns, loader
+from dispatcher import campaigns, loader, prestart
 from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.runtime import Runtime
@@ -221,7 +221,7 @@ def start(
 ) -> dict[str, Any]:
     """Start now, or schedule for ``start_at``; a running campaign is fed at once."""
     with session_scope(runtime.sessions) as session:
-        state = campaigns.start(session, campaign_id, clock())
+        state = prestart.start_checked(runtime, session, campaign_id, clock())
     kicked = _kick(on_start, campaign_id) if state == CampaignState.RUNNING else False
     return {"id": campaign_id, "state": state, "kicked": kicked}
 
@@ -240,7 +240,7 @@ def resume(
 ) -> dict[str, Any]:
     """Feed again from where the campaign stopped."""
     with session_scope(runtime.sessions) as session:
-        campaigns.resume(session, campaign_id, clock())
+        prestart.resume_checked(runtime, session, campaign_id, clock())
     kicked = _kick(on_start, campaign_id)
     return {"id": campaign_id, "state": _state_of(runtime, campaign_id), "kicked": kicked}
 
