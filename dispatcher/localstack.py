@@ -47,6 +47,9 @@ class StackOptions:
     lifecycle: Lifecycle = Lifecycle(sent_after_s=0.3, final_after_s=0.7)
     faults: Faults = Faults()
     token_lifetime_s: float = 1800.0
+    callbacks: bool = False
+    """Aim the simulators' callbacks (ByteHand handler, TimeToChat Push_CRA) at the stack's
+    web process; without them statuses come from polls and MOs never arrive."""
     dispatch: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: {
             "poll_after_s": 20,
@@ -114,6 +117,10 @@ class LocalStack:
             "password": TIMETOCHAT_ACCOUNT.password,
             "senders": list(TIMETOCHAT_ACCOUNT.senders),
         }
+        if self.options.callbacks:
+            web = f"http://127.0.0.1:{self.web_port}/webhooks"
+            bytehand["callback_url"] = f"{web}/bytehand"
+            timetochat["push_url"] = f"{web}/timetochat/{self.webhook_secret}"
         path.write_text(json.dumps({"bytehand": [bytehand], "timetochat": [timetochat]}))
         return path
 
