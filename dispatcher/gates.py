@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from dispatcher import suppressions
 from dispatcher.models import Campaign, Message
 from dispatcher.states import MessageState
-from dispatcher.windows import SendRules, opening_for
+from dispatcher.windows import SendRules, openings
 
 __all__ = ["WAITING_FOR_WINDOW", "screen", "waiting_for_window"]
 
@@ -37,19 +37,22 @@ def screen(
     or held for their window."""
     if not ids:
         return []
-    gone = set(suppressions.suppress_claimed(session, ids, scope, now))
-    remaining = [i for i in ids if i not in gone]
-    rules = SendRules.from_json(campaign.send_rules)
-    if rules is None or not remaining:
-        return remaining
+    suppressions.suppress_claimed(session, ids, scope, now)
+    # Still queued: an opt-out stored meanwhile may have suppressed some already.
     rows = session.execute(
-        select(Message.id, Message.phone, Message.timezone).where(Message.id.in_(remaining))
+        select(Message.id, Message.phone, Message.timezone)
+        .where(Message.id.in_(list(ids)), Message.state == M.QUEUED)
+        .order_by(Message.id)
     ).all()
-    held: list[dict[str, Any]] = []
-    for message_id, phone, zone in rows:
-        opening = opening_for(now, rules, phone, zone)
-        if opening > now:
-            held.append({"mid": message_id, "nb": opening})
+    rules = SendRules.from_json(campaign.send_rules)
+    if rules is None:
+        return [row.id for row in rows]
+    found = openings(now, rules, [r.phone for r in rows], [r.timezone for r in rows])
+    held: list[dict[str, Any]] = [
+        {"mid": row.id, "nb": opening}
+        for row, opening in zip(rows, found, strict=True)
+        if opening > now
+    ]
     if held:
         table: Any = Message.__table__
         session.connection().execute(
@@ -65,7 +68,7 @@ def screen(
             held,
         )
     waiting = {row["mid"] for row in held}
-    return [i for i in remaining if i not in waiting]
+    return [row.id for row in rows if row.id not in waiting]
 
 
 def waiting_for_window(

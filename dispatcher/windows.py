@@ -38,6 +38,7 @@ __all__ = [
     "is_open",
     "next_opening",
     "opening_for",
+    "openings",
     "parse_days",
     "parse_window",
     "zone_of",
@@ -49,6 +50,7 @@ _SEARCH_DAYS = 400
 """How far :func:`next_opening` looks (a year of holidays and closed days at most)."""
 
 
+@functools.lru_cache(maxsize=256)
 def parse_window(text: str) -> tuple[time, time]:
     """``"08:00-20:00"`` → (08:00, 20:00); the end is exclusive and after the start."""
     found = _WINDOW.match(text)
@@ -65,6 +67,7 @@ def parse_window(text: str) -> tuple[time, time]:
     return start, end
 
 
+@functools.lru_cache(maxsize=256)
 def parse_days(text: str) -> frozenset[int]:
     """``"mon-sat"`` or ``"mon,wed,fri"`` (or both) → weekday numbers (Monday 0)."""
     days: set[int] = set()
@@ -80,6 +83,7 @@ def parse_days(text: str) -> frozenset[int]:
     return frozenset(days)
 
 
+@functools.lru_cache(maxsize=1024)
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -205,17 +209,24 @@ def next_opening(now: datetime, rules: SendRules, zone: str, country: str | None
     raise InputError(f"send window {rules.window} {rules.days} never opens", code="bad_window")
 
 
+def openings(
+    now: datetime, rules: SendRules, phones: Sequence[str], zones: Sequence[str | None] | None
+) -> list[datetime]:
+    """:func:`next_opening` of each recipient (``now`` when open), computed once per distinct
+    (zone, country), not once per recipient."""
+    known: dict[tuple[str, str | None], datetime] = {}
+    found = []
+    for phone, zone in zip(phones, zones or repeat(None), strict=False):
+        key = (zone_of(phone, zone, rules.timezone), country_of(phone))
+        opening = known.get(key)
+        if opening is None:
+            opening = known[key] = next_opening(now, rules, *key)
+        found.append(opening)
+    return found
+
+
 def count_closed(
     now: datetime, rules: SendRules, phones: Sequence[str], zones: Sequence[str | None] | None
 ) -> int:
-    """How many of these recipients are outside their window at ``now`` (for the estimate):
-    one :func:`next_opening` per distinct (zone, country), not per recipient."""
-    known: dict[tuple[str, str | None], bool] = {}
-    closed = 0
-    for phone, zone in zip(phones, zones or repeat(None), strict=False):
-        key = (zone_of(phone, zone, rules.timezone), country_of(phone))
-        shut = known.get(key)
-        if shut is None:
-            shut = known[key] = next_opening(now, rules, *key) != now
-        closed += shut
-    return closed
+    """How many of these recipients are outside their window at ``now`` (for the estimate)."""
+    return sum(opening != now for opening in openings(now, rules, phones, zones))
