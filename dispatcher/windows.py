@@ -26,7 +26,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 from phonenumbers import timezone as phone_zones
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 from dispatcher.errors import InputError
 
@@ -119,13 +121,24 @@ def country_of(phone: str) -> str | None:
     return _facts(phone)[1]
 
 
-_PREFIX = 8
-"""Zones and countries are decided by a number's leading digits: results are cached per
-``+`` and 7 digits (country code and area or mobile prefix), so a million recipients cost a
-few thousand ``phonenumbers`` look-ups, not a million."""
+@functools.cache
+def _key_length(country_code: str) -> int:
+    """How many leading digits decide zone and country for one country calling code: its
+    longest prefix in ``phonenumbers``' zone table (2 for +33, 4 for +7, 7 for +1)."""
+    lengths = [len(k) for k in TIMEZONE_DATA if k.startswith(country_code)]
+    return max(lengths, default=len(country_code))
 
 
-@functools.lru_cache(maxsize=65536)
+def _prefix(phone: str) -> str:
+    """The leading digits under which every number has the same zones and country, so results
+    are cached per prefix: a few thousand look-ups for a million recipients, not a million."""
+    digits = phone.lstrip("+")
+    for size in (1, 2, 3):
+        if int(digits[:size] or 0) in COUNTRY_CODE_TO_REGION_CODE:
+            return digits[: _key_length(digits[:size])]
+    return digits[:TIMEZONE_LONGEST_PREFIX]
+
+
 def _prefix_facts(phone: str) -> tuple[str | None, str | None]:
     try:
         number = phonenumbers.parse(phone)
@@ -137,14 +150,20 @@ def _prefix_facts(phone: str) -> tuple[str | None, str | None]:
 
 
 def _facts(phone: str) -> tuple[str | None, str | None]:
-    # The whole number parses; only its zone and country are kept under its prefix.
-    key = phone[:_PREFIX]
+    """(the number's single zone or None, its country), cached per :func:`_prefix`; the
+    prefix's length is itself cached per first four digits (they hold the country code)."""
+    head = phone[1:5]
+    size = _HEAD_SIZES.get(head)
+    if size is None:
+        size = _HEAD_SIZES[head] = len(_prefix(phone))
+    key = phone[1 : 1 + size]
     cached = _PREFIXES.get(key)
     if cached is None:
         cached = _PREFIXES[key] = _prefix_facts(phone)
     return cached
 
 
+_HEAD_SIZES: dict[str, int] = {}
 _PREFIXES: dict[str, tuple[str | None, str | None]] = {}
 
 
@@ -217,7 +236,10 @@ def openings(
     known: dict[tuple[str, str | None], datetime] = {}
     found = []
     for phone, zone in zip(phones, zones or repeat(None), strict=False):
-        key = (zone_of(phone, zone, rules.timezone), country_of(phone))
+        number_zone, country = _facts(phone)
+        if zone and _known_zone(zone):
+            number_zone = zone
+        key = (number_zone or rules.timezone, country)
         opening = known.get(key)
         if opening is None:
             opening = known[key] = next_opening(now, rules, *key)

@@ -2,8 +2,9 @@
 
 Suppressions gain an id, a scope (``*`` or ``<provider>:<account>``), a source and the reply
 text, unique per (phone, scope); campaigns keep their quiet-hours rules (``send_rules``);
-messages keep the file's ``timezone`` cell and are indexed by phone (an opt-out or a reply
-finds that number's messages without scanning every campaign); inbound messages keep what
+messages keep the file's ``timezone`` cell, and those already sent are indexed by phone (a
+ByteHand reply finds the message it answers; a partial index, so a campaign's bulk insert does
+not pay for it); inbound messages keep what
 their text meant (``intent``) and are indexed by arrival (``dispatcher replies --since``) and
 by the message they answer (the ``reply`` column of exports).
 
@@ -48,7 +49,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("send_rules", sa.JSON(), nullable=True))
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("timezone", sa.String(length=64), nullable=True))
-    op.create_index("ix_messages_phone", "messages", ["phone"], unique=False)
+    op.create_index(
+        "ix_messages_phone_sent",
+        "messages",
+        ["phone"],
+        unique=False,
+        sqlite_where=sa.text("submitted_at IS NOT NULL"),
+        postgresql_where=sa.text("submitted_at IS NOT NULL"),
+    )
     with op.batch_alter_table("inbound_messages") as batch:
         batch.add_column(
             sa.Column("intent", sa.String(length=10), nullable=False, server_default="reply")
@@ -66,7 +74,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_inbound_messages_received_at"), table_name="inbound_messages")
     with op.batch_alter_table("inbound_messages") as batch:
         batch.drop_column("intent")
-    op.drop_index("ix_messages_phone", table_name="messages")
+    op.drop_index("ix_messages_phone_sent", table_name="messages")
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("timezone")
     with op.batch_alter_table("campaigns") as batch:
