@@ -62,6 +62,8 @@ class Report:
     payload: Mapping[str, Any]
     provider_message_id: str | None = None
     ext_ref: str | None = None
+    error_code: str | None = None
+    """The provider's error code when it gives one beside the state (ByteHand callbacks)."""
 
 
 def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> int | None:
@@ -125,7 +127,9 @@ def apply_report(session: Session, report: Report, now: datetime) -> Applied:
         return Applied.DUPLICATE
     if message is None:
         return Applied.UNKNOWN_MESSAGE
-    if is_blacklist(report.provider, report.provider_state):
+    if is_blacklist(report.provider, report.provider_state) or is_blacklist(
+        report.provider, report.error_code
+    ):
         suppressions.add(
             session,
             message.phone,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher import runtime as runtimes
 from dispatcher.cli import main
-from dispatcher.models import InboundMessage, Message, utcnow
+from dispatcher.models import Campaign, InboundMessage, Message, utcnow
 from dispatcher.states import MessageState
 from tests.conftest import Seed
 
@@ -124,3 +124,17 @@ def test_export_has_the_reply(
     with out.open() as handle:
         rows = {int(r["line"]): r["reply"] for r in csv.DictReader(handle)}
     assert rows == {0: "Merci c'est super", 1: ""}
+
+
+def test_cli_start_refused_exits_non_zero(cli: CliRunner, seed: Seed, db_engine: Engine) -> None:
+    """A TimeToChat sender that is not a number of the service: one line, exit 2, still draft."""
+    campaign_id, [mid] = seed(
+        MessageState.PENDING,
+        campaign={"state": "draft", "provider": "timetochat", "sender": "0937000000"},
+    )
+    result = cli.invoke(main, ["campaign", "start", str(campaign_id)])
+    assert result.exit_code == 2
+    assert "is not a number of the service" in result.output
+    with Session(db_engine) as session:
+        assert session.get(Campaign, campaign_id).state == "draft"  # type: ignore[union-attr]
+        assert session.get(Message, mid).state == MessageState.PENDING  # type: ignore[union-attr]

@@ -126,6 +126,7 @@ def bytehand_callback(request: Request, runtime: Runtime = Depends(get_runtime))
             ),
             payload=payload,
             provider_message_id=parsed.message_id,
+            error_code=str(parsed.error_code),
         )
         with session_scope(runtime.sessions) as session:
             result = tracking.apply_report(session, report, now)

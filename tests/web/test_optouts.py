@@ -174,3 +174,21 @@ def test_bytehand_reply_links_to_latest_message_in_window(
     assert (mo.reply_to_id, mo.intent) == (latest, "reply")
     _mo(simulators, "bytehand", "+33698765432", "Qui êtes-vous ?")
     assert _inbound(runtime, 2)[1].reply_to_id is None
+
+
+def test_bytehand_callback_error_22_suppresses(client: httpx.Client, runtime: Runtime) -> None:
+    """An UNDELIVERABLE callback with error_code 22 (receiver blacklisted) suppresses the
+    number for ByteHand, source `provider`."""
+    _, [mid] = add_campaign(runtime, messages=[("submitted", "bh-22")])
+    callback = {
+        "id": BYTEHAND_ID,
+        "key": BYTEHAND_KEY[-8:],
+        "action": "outgoingStatus",
+        "message": "bh-22",
+        "description": "UNDELIVERABLE",
+        "error_code": "22",
+        "updated_at": "2024-03-25 14:32:25",
+    }
+    assert client.get("/webhooks/bytehand", params=callback).json()["result"] == "applied"
+    [entry] = _entries(runtime, message(runtime, mid).phone)
+    assert (entry.scope, entry.source) == ("bytehand", "provider")
