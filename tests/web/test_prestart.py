@@ -82,3 +82,15 @@ def test_pure_decisions() -> None:
     assert bytehand_problem("SHOP", accepted, Decimal("4.99"), Decimal("5")) is not None
     assert timetochat_problem("0938000001", ["+33 9 38 00 00 01"]) is None
     assert timetochat_problem("0938000001", []) is not None
+
+
+def test_resume_runs_the_checks_again(api: httpx.Client, runtime: Runtime) -> None:
+    """A campaign paused because its sender was refused resumes only once it is approved."""
+    cid, _ = add_campaign(runtime, state="paused", messages=[("pending", None)])
+    _set(runtime, cid, sender="NEWNAME", pause_reason="ByteHand sender 'NEWNAME' ...")
+    refused = api.post(f"/campaigns/{cid}/resume")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "sender_not_approved")
+    assert _state(runtime, cid)[0] == "paused"
+    _set(runtime, cid, sender="SHOP")
+    assert api.post(f"/campaigns/{cid}/resume").json()["state"] == "running"
+    assert _state(runtime, cid) == ("running", None)
