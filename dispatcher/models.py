@@ -107,7 +107,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_campaign_state", "campaign_id", "state"),
         # Partial: a reply is linked to a message already sent; the bulk insert of a campaign
-        # (submitted_at NULL) does not pay for it (a full index cost it 33%, bench/audience.py).
+        # (submitted_at NULL) does not pay for it (a full index cost it 11-38%, bench/audience.py).
         Index(
             "ix_messages_phone_sent",
             "phone",
