@@ -36,6 +36,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/audience.py
 	$(BIN)/python bench/broker_memory.py
 	$(BIN)/python bench/meter.py
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from dispatcher.backoff import poll_deadline
 from dispatcher.claims import move
 from dispatcher.errors import InputError
-from dispatcher.models import Campaign, Message
+from dispatcher.gates import waiting_for_window
+from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.progress import AWAITING, Progress, describe
 from dispatcher.reasons import explain
 from dispatcher.states import (
@@ -31,6 +32,7 @@ __all__ = [
     "campaign_counts",
     "cancel",
     "delete_draft",
+    "due_to_start",
     "failures",
     "finish_if_done",
     "get_campaign",
@@ -92,18 +94,30 @@ def start(session: Session, campaign_id: int, now: datetime) -> CampaignState:
     return target
 
 
-def start_due(session: Session, now: datetime) -> list[int]:
-    """Scheduled campaigns whose time has come: each started exactly once."""
-    due = session.scalars(
-        select(Campaign.id).where(Campaign.state == C.SCHEDULED, Campaign.start_at <= now)
-    ).all()
-    return [cid for cid in due if _move_campaign(session, cid, C.RUNNING, now, started_at=now)]
+def due_to_start(session: Session, now: datetime) -> list[Campaign]:
+    """Scheduled campaigns whose time has come (to be checked, then started)."""
+    return list(
+        session.scalars(
+            select(Campaign).where(Campaign.state == C.SCHEDULED, Campaign.start_at <= now)
+        )
+    )
+
+
+def start_due(session: Session, now: datetime, ids: list[int] | None = None) -> list[int]:
+    """Scheduled campaigns whose time has come (of ``ids`` when given): each started once."""
+    due = [c.id for c in due_to_start(session, now)]
+    chosen = due if ids is None else [cid for cid in due if cid in ids]
+    return [cid for cid in chosen if _move_campaign(session, cid, C.RUNNING, now, started_at=now)]
 
 
 def pause(session: Session, campaign_id: int, now: datetime, reason: str = "paused by ops") -> None:
     """Stop feeding; work already queued goes back to pending when its task claims it."""
     campaign = get_campaign(session, campaign_id)
-    if not _move_campaign(session, campaign_id, C.PAUSED, now, pause_reason=reason, paused_at=now):
+    # Ops pause what runs; a scheduled campaign is paused only by a failed pre-start check.
+    paused = campaign.state == C.RUNNING and _move_campaign(
+        session, campaign_id, C.PAUSED, now, pause_reason=reason, paused_at=now
+    )
+    if not paused:
         raise _refuse(campaign, "pause")
 
 
@@ -239,9 +253,11 @@ def failures(session: Session, campaign_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def report(session: Session, campaign_id: int) -> dict[str, Any]:
-    """Counts by state and by reason, parts and cost: what marketing and ops look at."""
+def report(session: Session, campaign_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Counts by state and by reason, parts and cost: what marketing and ops look at; also how
+    many recipients wait for their sending window (quiet hours) and when the next opens."""
     campaign = get_campaign(session, campaign_id)
+    waiting, next_opening = waiting_for_window(session, campaign_id, now or utcnow())
     broken_down = failures(session, campaign_id)
     reasons: Counter[str] = Counter()
     for item in broken_down:
@@ -250,7 +266,9 @@ def report(session: Session, campaign_id: int) -> dict[str, Any]:
     parts = session.scalar(
         select(func.coalesce(func.sum(Message.parts), 0)).where(
             Message.campaign_id == campaign_id,
-            Message.state.notin_((M.PENDING, M.QUEUED, M.FAILED, M.CANCELLED, M.EXPIRED)),
+            Message.state.notin_(
+                (M.PENDING, M.QUEUED, M.FAILED, M.CANCELLED, M.EXPIRED, M.SUPPRESSED)
+            ),
         )
     )
     price = float(campaign.estimate.get("price_per_part", 0.0))
@@ -264,6 +282,8 @@ def report(session: Session, campaign_id: int) -> dict[str, Any]:
         "failures": broken_down,
         "parts_sent": int(parts or 0),
         "cost": round(int(parts or 0) * price, 4),
+        "waiting_for_window": waiting,
+        "next_window_opens": next_opening.isoformat() if next_opening else None,
         "pause_reason": campaign.pause_reason,
         "paused_at": campaign.paused_at.isoformat() if campaign.paused_at else None,
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,

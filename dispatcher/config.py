@@ -39,10 +39,11 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-from dispatcher.errors import ConfigError
+from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.logs import redact_url
 
 __all__ = [
+    "AudienceSettings",
     "ByteHandSettings",
     "DispatchSettings",
     "PartSizes",
@@ -138,6 +139,8 @@ class TimeToChatSettings:
     parts: PartSizes
     transport: str = "http"
     smpp: SmppSettings = SmppSettings()
+    numbers: tuple[str, ...] = ()
+    """The service's ``09 3X`` numbers: a campaign's ``from`` must be one (checked at start)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +166,22 @@ class DispatchSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudienceSettings:
+    """Opt-outs, replies and quiet hours (README "Audience care")."""
+
+    send_window: str
+    send_days: str
+    skip_public_holidays: bool
+    default_timezone: str
+    opt_out_keywords: tuple[str, ...]
+    opt_in_keywords: tuple[str, ...]
+    opt_out_scope: str
+    reply_window: timedelta
+    optout_mention: str
+    append_optout_mention: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     state_dir: Path
     database_url: str
@@ -177,6 +196,7 @@ class Settings:
     bytehand: ByteHandSettings
     timetochat: TimeToChatSettings
     dispatch: DispatchSettings
+    audience: AudienceSettings
 
     @property
     def embedded_redis(self) -> bool:
@@ -289,6 +309,12 @@ class _Reader:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{section}.{key}: expected an http(s) URL, got {value!r}")
         return value
+
+    def strings(self, section: str, key: str) -> tuple[str, ...]:
+        value = self.raw(section, key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{section}.{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
 
     def parts(self, section: str) -> PartSizes:
         table = self.raw(section, "parts")
@@ -462,6 +488,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         parts=read.parts("timetochat"),
         transport=transport,
         smpp=_smpp(read, secrets["DISPATCHER_TIMETOCHAT_SMPP_PASSWORD"]),
+        numbers=read.strings("timetochat", "numbers"),
     )
     if timetochat.token_margin >= timetochat.token_lifetime:
         raise ConfigError("timetochat.token_margin_s: must be shorter than token_lifetime_s")
@@ -477,4 +504,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bytehand=bytehand,
         timetochat=timetochat,
         dispatch=dispatch,
+        audience=_audience(read),
     )
+
+
+def _audience(read: _Reader) -> AudienceSettings:
+    from dispatcher.windows import SendRules  # the rules validate their own syntax
+
+    audience = AudienceSettings(
+        send_window=read.string("audience", "send_window"),
+        send_days=read.string("audience", "send_days"),
+        skip_public_holidays=read.boolean("audience", "skip_public_holidays"),
+        default_timezone=read.string("audience", "default_timezone"),
+        opt_out_keywords=read.strings("audience", "opt_out_keywords"),
+        opt_in_keywords=read.strings("audience", "opt_in_keywords"),
+        opt_out_scope=read.string("audience", "opt_out_scope"),
+        reply_window=read.seconds("audience", "reply_window_s"),
+        optout_mention=read.string("audience", "optout_mention"),
+        append_optout_mention=read.boolean("audience", "append_optout_mention"),
+    )
+    if audience.opt_out_scope not in ("account", "global"):
+        raise ConfigError('audience.opt_out_scope: expected "account" or "global"')
+    try:
+        SendRules(audience.send_window, audience.send_days, audience.default_timezone)
+    except DispatcherError as exc:
+        raise ConfigError(f"audience: {exc}") from exc
+    return audience

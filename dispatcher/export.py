@@ -66,6 +66,7 @@ _FROM_DB = (
     "attempts",
     "submitted_at",
     "final_at",
+    "reply",
 )
 
 

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -37,6 +37,7 @@ from dispatcher import tracking
 from dispatcher.bulk import insert_rows
 from dispatcher.db import session_scope
 from dispatcher.models import CallbackInbox, utcnow
+from dispatcher.replies import Audience
 from dispatcher.reports import Report, apply_reports
 from dispatcher.states import MessageState
 
@@ -85,6 +86,7 @@ def report_item(report: Report) -> Item:
         "payload": dict(report.payload),
         "provider_message_id": report.provider_message_id,
         "ext_ref": report.ext_ref,
+        "error_code": report.error_code,
     }
 
 
@@ -119,17 +121,25 @@ def _report(item: Item) -> Report:
     return Report(state=None if state is None else MessageState(state), **fields)
 
 
-def _apply_items(session: Session, items: Sequence[Item], now: datetime) -> None:
-    """Reports as one batch; each incoming SMS through ``store_inbound`` (its hooks run)."""
+def _apply_items(
+    session: Session, items: Sequence[Item], now: datetime, audiences: Mapping[str, Audience]
+) -> None:
+    """Reports as one batch; each incoming SMS through ``store_inbound`` with its provider's
+    audience rules (opt-out keywords, reply linking)."""
     apply_reports(session, [_report(item) for item in items if item["kind"] == "report"], now)
     for item in items:
         if item["kind"] == "mo":
             fields = {name: value for name, value in item.items() if name != "kind"}
-            tracking.store_inbound(session, now=now, **fields)
+            audience = audiences.get(str(fields["provider"]))
+            tracking.store_inbound(session, now=now, audience=audience, **fields)
 
 
 def apply_waiting(
-    sessions: sessionmaker[Session], now: datetime, *, limit: int = APPLY_BATCH
+    sessions: sessionmaker[Session],
+    now: datetime,
+    *,
+    audiences: Mapping[str, Audience],
+    limit: int = APPLY_BATCH,
 ) -> int:
     """Claim up to ``limit`` of the oldest inbox rows, apply and delete them in one transaction;
     how many were applied (0: the inbox is empty, or other appliers hold what is left)."""
@@ -142,7 +152,7 @@ def apply_waiting(
             .where(CallbackInbox.id.in_(oldest.scalar_subquery()))
             .returning(CallbackInbox.id, CallbackInbox.item)
         ).all()
-        _apply_items(session, [item for _, item in sorted(claimed)], now)
+        _apply_items(session, [item for _, item in sorted(claimed)], now, audiences)
     return len(claimed)
 
 
@@ -238,9 +248,14 @@ class Inbox:
     """The inbox of one web process: its group-commit writer and its applier thread."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        audiences: Mapping[str, Audience],
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
+        self._audiences = audiences
         self._clock = clock
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -269,7 +284,10 @@ class Inbox:
     def _apply_round(self) -> bool:
         """Apply until less than a full batch is left; False if applying failed."""
         try:
-            while apply_waiting(self._sessions, self._clock()) == APPLY_BATCH:
+            while (
+                apply_waiting(self._sessions, self._clock(), audiences=self._audiences)
+                == APPLY_BATCH
+            ):
                 pass
         except Exception:
             # The rows stay in the inbox: nothing is lost, the next round tries again.

@@ -89,6 +89,13 @@ PHONE_COLUMN_NAMES = (
 _PHONE_NAMES = {fold_name(name): rank for rank, name in enumerate(PHONE_COLUMN_NAMES)}
 _BASIC_ONLY = "^[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in sorted(sms.GSM7_BASIC)) + "]*$"
 _CACHE_LIMIT = 200_000
+_ZONE_NAMES = frozenset({"timezone", "time_zone", "tz", "fuseau", "fuseau_horaire"})
+_FRENCH = ("+33", "+262", "+508", "+590", "+594", "+596")
+"""France and its overseas departments: where the CNIL's opt-out mention is owed."""
+
+
+def _is_french(e164: str) -> bool:
+    return e164.startswith(_FRENCH)
 
 
 def find_phone_column(columns: tuple[str, ...], explicit: str | None) -> str:
@@ -135,6 +142,11 @@ class Estimate:
     encoding_policy: sms.EncodingPolicy = "auto"
     renders_differently: Counter[str] = field(default_factory=Counter)
     """Latin-1 letters sent in GSM-7 (``latin1`` policy): the operator may show another one."""
+    french: int = 0
+    """Valid recipients with French numbers (metropolitan and overseas)."""
+    outside_window: int | None = None
+    """Valid recipients outside their sending window now (``None``: any time)."""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def cost(self) -> Decimal:
@@ -166,6 +178,9 @@ class Estimate:
                 ch: {"messages": n, "name": sms.char_name(ch)}
                 for ch, n in self.renders_differently.most_common()
             },
+            "french": self.french,
+            "outside_window": self.outside_window,
+            "warnings": list(self.warnings),
         }
 
 
@@ -178,6 +193,8 @@ class Batch:
     texts: list[str]
     encodings: list[str]
     parts: list[int]
+    zones: list[str | None] | None = None
+    """The file's ``timezone`` cells, when it has that column (quiet hours)."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +246,9 @@ class Pipeline:
         self.table: Table = open_table(path, chunk_rows=chunk_rows)
         self.phone_column = find_phone_column(self.table.columns, phone_column)
         self.template: Template = compile_template(template, self.table.columns)
+        self.zone_column = next(
+            (c for c in self.table.columns if fold_name(c) in _ZONE_NAMES), None
+        )
         self.smart_encoding = smart_encoding
         self.suppressed = suppressed
         self.encoding_policy = encoding
@@ -317,13 +337,22 @@ class Pipeline:
             keep = keep[ok]
         phones = numbers.take(pa.array(keep, pa.int64())).to_pylist()
         estimate.valid += len(keep)
+        estimate.french += sum(map(_is_french, phones))
+        zones = self._zones(chunk, keep)
         if rejected:  # chunk rows → the lines an editor shows them on
             shown = self.table.file_lines(lines[[row for row, _cell, _reason in rejected]])
             rejected = [
                 (line, cell, reason)
                 for line, (_row, cell, reason) in zip(shown.tolist(), rejected, strict=True)
             ]
-        return Batch(lines[keep].tolist(), phones, final, encodings, parts), rejected
+        return Batch(lines[keep].tolist(), phones, final, encodings, parts, zones), rejected
+
+    def _zones(self, chunk: Chunk, keep: np.ndarray[Any, Any]) -> list[str | None] | None:
+        """The file's ``timezone`` cells of the kept rows, when it has that column."""
+        if self.zone_column is None:
+            return None
+        cells = chunk.columns[self.zone_column].take(pa.array(keep, pa.int64())).to_pylist()
+        return [cell if isinstance(cell, str) and cell else None for cell in cells]
 
     def _analyze(self, texts: pa.Array) -> tuple[list[str], list[str], list[int], dict[int, str]]:
         """Final texts, encodings and parts of the accepted positions, and the reason of each

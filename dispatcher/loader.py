@@ -30,20 +30,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, update
 
+from dispatcher import suppressions
 from dispatcher.config import Settings
+from dispatcher.constants import BYTEHAND
 from dispatcher.db import is_postgres
 from dispatcher.errors import InputError
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
-from dispatcher.models import Campaign, Message, Suppression, utcnow
+from dispatcher.keywords import has_optout_mention, with_optout_mention
+from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.sms import EncodingPolicy
 from dispatcher.sources import keep_source
 from dispatcher.states import CampaignState, MessageState
+from dispatcher.windows import SendRules, count_closed
 
 __all__ = [
     "CampaignSummary",
     "create_campaign",
+    "default_send_rules",
     "estimate",
     "parse_when",
     "suppressed_numbers",
@@ -63,6 +68,7 @@ _COLUMNS = (
     "polls",
     "cost",
     "updated_at",
+    "timezone",
 )
 
 
@@ -103,6 +109,27 @@ def parse_when(value: str | datetime | None, name: str) -> datetime | None:
     return when
 
 
+def default_send_rules(
+    settings: Settings,
+    *,
+    any_time: bool = False,
+    window: str | None = None,
+    days: str | None = None,
+    timezone: str | None = None,
+) -> SendRules | None:
+    """A campaign's quiet hours: ``[audience]`` overridden by what was given; ``None`` (any
+    time, for transactional messages) with ``any_time``."""
+    if any_time:
+        return None
+    audience = settings.audience
+    return SendRules(
+        window=window or audience.send_window,
+        days=days or audience.send_days,
+        timezone=timezone or audience.default_timezone,
+        skip_public_holidays=audience.skip_public_holidays,
+    )
+
+
 def _check_schedule(
     start_at: datetime | None,
     send_after: datetime | None,
@@ -121,9 +148,13 @@ def _check_schedule(
                 )
 
 
-def suppressed_numbers(connection: Connection) -> frozenset[str]:
-    """Every suppressed E.164 number (opt-outs are far fewer than recipients)."""
-    return frozenset(connection.scalars(select(Suppression.phone)))
+def suppressed_numbers(connection: Connection, settings: Settings, provider: str) -> frozenset[str]:
+    """Numbers suppressed for campaigns of ``provider``'s account (opt-outs are far fewer than
+    recipients); see :mod:`dispatcher.suppressions` for the scopes."""
+    account = (
+        settings.bytehand.client_id if provider == BYTEHAND else settings.timetochat.service_id
+    )
+    return suppressions.suppressed_numbers(connection, suppressions.scope_for(provider, account))
 
 
 @contextlib.contextmanager
@@ -148,12 +179,16 @@ def estimate(
     rejects_path: Path | None = None,
     engine: Engine | None = None,
     progress: Progress | None = None,
+    send_rules: SendRules | None = None,
+    append_optout: bool = False,
+    now: datetime | None = None,
 ) -> Estimate:
     """The figures of a file without storing anything (suppressions read from ``engine``)."""
+    template = _effective_template(settings, template, append_optout)
     suppressed: frozenset[str] = frozenset()
     if engine is not None:
         with engine.connect() as connection:
-            suppressed = suppressed_numbers(connection)
+            suppressed = suppressed_numbers(connection, settings, provider)
     pipeline = Pipeline(
         settings,
         path,
@@ -165,10 +200,40 @@ def estimate(
         encoding=encoding,
         suppressed=suppressed,
     )
+    closed = 0
+    moment = now or utcnow()
     with _rejects_file(rejects_path) as rejects:
-        for _batch in pipeline.batches(rejects=rejects, progress=progress):
-            pass
-    return pipeline.estimate
+        for batch in pipeline.batches(rejects=rejects, progress=progress):
+            if send_rules is not None:
+                closed += count_closed(moment, send_rules, batch.phones, batch.zones)
+    return _audience_figures(settings, pipeline.estimate, template, send_rules, closed)
+
+
+def _effective_template(settings: Settings, template: str, append_optout: bool) -> str:
+    """The template with the configured opt-out mention appended when asked (its characters
+    then count in the parts and the cost like any other)."""
+    if not append_optout:
+        return template
+    return with_optout_mention(template, settings.audience.optout_mention)
+
+
+def _audience_figures(
+    settings: Settings,
+    figures: Estimate,
+    template: str,
+    send_rules: SendRules | None,
+    closed: int,
+) -> Estimate:
+    """Quiet-hours and opt-out-mention figures of an estimate."""
+    figures.outside_window = closed if send_rules is not None else None
+    mention = settings.audience.optout_mention
+    if figures.french and not has_optout_mention(template, mention):
+        figures.warnings.append(
+            f"{figures.french} recipients have French numbers and the text offers no free "
+            f'opt-out: add "{mention or "STOP au 36xxx"}" (CNIL; CPCE L34-5), or use '
+            "--append-optout"
+        )
+    return figures
 
 
 def create_campaign(
@@ -190,15 +255,22 @@ def create_campaign(
     rejects_path: Path | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
+    send_rules: SendRules | None = None,
+    append_optout: bool = False,
 ) -> CampaignSummary:
-    """Store a draft campaign and one pending message per valid recipient, atomically."""
+    """Store a draft campaign and one pending message per valid recipient, atomically.
+
+    ``send_rules``: the campaign's quiet hours, ``None`` for any time (the CLI and the API
+    default to ``[audience]``: :func:`default_send_rules`)."""
     if not sender.strip() or len(sender) > 50:
         raise InputError("sender: give the sender name or number (at most 50 characters)")
     when_start = parse_when(start_at, "start_at")
     when_send = parse_when(send_after, "send_after")
     when_valid = parse_when(validity, "validity")
-    _check_schedule(when_start, when_send, when_valid, now or utcnow())
+    moment = now or utcnow()
+    _check_schedule(when_start, when_send, when_valid, moment)
     campaign_name = (name or path.stem)[:200]
+    template = _effective_template(settings, template, append_optout)
     with engine.begin() as connection:
         pipeline = Pipeline(
             settings,
@@ -209,7 +281,7 @@ def create_campaign(
             region=region,
             smart_encoding=smart_encoding,
             encoding=encoding,
-            suppressed=suppressed_numbers(connection),
+            suppressed=suppressed_numbers(connection, settings, provider),
         )
         campaign_id: int = connection.execute(
             insert(Campaign).returning(Campaign.id),
@@ -224,15 +296,19 @@ def create_campaign(
                 "send_after": when_send,
                 "validity": when_valid,
                 "estimate": {},
+                "send_rules": send_rules.to_json() if send_rules is not None else None,
             },
         ).scalar_one()
         write = _copy if is_postgres(engine) else _executemany
         price = pipeline.estimate.price_per_part
         with _rejects_file(rejects_path) as rejects:
             batches = pipeline.batches(rejects=rejects, progress=progress)
+            closed = 0
             for batch in batches:
                 write(connection, campaign_id, batch, float(price))
-        figures = pipeline.estimate
+                if send_rules is not None:
+                    closed += count_closed(moment, send_rules, batch.phones, batch.zones)
+        figures = _audience_figures(settings, pipeline.estimate, template, send_rules, closed)
         if figures.valid == 0:
             raise InputError(_why_no_recipient(figures), code="no_recipients")
         kept = keep_source(settings.state_dir, campaign_id, path)
@@ -284,6 +360,7 @@ def _copy(connection: Connection, campaign_id: int, batch: Batch, price: float) 
             "polls": pa.array(np.zeros(count, dtype=np.int64)),
             "cost": pa.array(np.asarray(batch.parts, dtype=np.float64) * price),
             "updated_at": pa.array(np.full(count, utcnow().isoformat(), dtype=object), pa.string()),
+            "timezone": pa.array(batch.zones or [None] * count, pa.string()),
         }
     )
     driver: Any = connection.connection.driver_connection
@@ -310,7 +387,7 @@ def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: 
     sql = (
         f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
         f"({int(campaign_id)}, ?1, ?2, ?3, ?4, ?5, '{MessageState.PENDING}', "
-        f"'c{int(campaign_id)}-' || ?1, 0, 0, 0, ?6, ?7)"
+        f"'c{int(campaign_id)}-' || ?1, 0, 0, 0, ?6, ?7, ?8)"
     )
     rows = zip(
         batch.lines,
@@ -320,6 +397,7 @@ def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: 
         batch.parts,
         [parts * price for parts in batch.parts],
         repeat(stamp),
+        batch.zones or repeat(None),
         strict=False,
     )
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]

@@ -51,6 +51,9 @@ class StackOptions:
     """Extra environment for every process (e.g. the SMPP transport's settings)."""
     timetochat: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra ``[timetochat]`` settings."""
+    callbacks: bool = False
+    """Aim the simulators' callbacks (ByteHand handler, TimeToChat Push_CRA) at the stack's
+    web process; without them statuses come from polls and MOs never arrive."""
     dispatch: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: {
             "poll_after_s": 20,
@@ -118,6 +121,10 @@ class LocalStack:
             "password": TIMETOCHAT_ACCOUNT.password,
             "senders": list(TIMETOCHAT_ACCOUNT.senders),
         }
+        if self.options.callbacks:
+            web = f"http://127.0.0.1:{self.web_port}/webhooks"
+            bytehand["callback_url"] = f"{web}/bytehand"
+            timetochat["push_url"] = f"{web}/timetochat/{self.webhook_secret}"
         path.write_text(json.dumps({"bytehand": [bytehand], "timetochat": [timetochat]}))
         return path
 

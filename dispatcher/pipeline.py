@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dispatcher import campaigns, claims, tracking
+from dispatcher import campaigns, claims, gates, prestart, suppressions, tracking
 from dispatcher.backoff import recording_retry, short_retry
 from dispatcher.claims import ClaimedMessage
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
@@ -73,6 +73,11 @@ def _held(campaign: Campaign, now: datetime) -> bool:
     )
 
 
+def _scope(runtime: Runtime, campaign: Campaign) -> str:
+    """The suppression scope of a campaign's provider account."""
+    return suppressions.scope_for(campaign.provider, runtime.account(campaign.provider))
+
+
 def _batches(ids: list[int], size: int) -> list[list[int]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
@@ -82,8 +87,9 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
     ones that are done. Returns messages enqueued per campaign."""
     now = utcnow()
     fed: dict[int, int] = {}
+    passed = _check_due(runtime, now)
     with session_scope(runtime.sessions) as session:
-        campaigns.start_due(session, now)
+        campaigns.start_due(session, now, passed)
         running = session.scalars(
             select(Campaign).where(Campaign.state == CampaignState.RUNNING)
         ).all()
@@ -94,6 +100,7 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
             _expire_unsent(session, campaign, now)
             room = _window(runtime, campaign.provider) - claims.in_flight(session, campaign.id)
             claimed = claims.claim_window(session, campaign, room, now)
+            claimed = gates.screen(session, campaign, claimed, _scope(runtime, campaign), now)
         if claimed:
             size = runtime.settings.bytehand.batch_size if campaign.provider == BYTEHAND else 1
             enqueue(campaign.provider, campaign.id, _batches(claimed, size))
@@ -102,6 +109,27 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
             with session_scope(runtime.sessions) as session:
                 campaigns.finish_if_done(session, campaign.id, now)
     return fed
+
+
+def _check_due(runtime: Runtime, now: datetime) -> list[int]:
+    """Pre-start checks of the scheduled campaigns due now: those that pass; a refused one is
+    paused with the reason, one that could not be checked waits for the next tick."""
+    with session_scope(runtime.sessions) as session:
+        due = campaigns.due_to_start(session, now)
+    passed = []
+    for campaign in due:
+        try:
+            prestart.check(runtime, campaign)
+        except prestart.StartRefused as refusal:
+            log.error("campaign %s not started: %s", campaign.id, refusal)
+            with session_scope(runtime.sessions) as session:
+                campaigns.pause_for(session, campaign.id, str(refusal), now)
+            continue
+        except (ProviderError, RateLimiterUnavailable) as error:
+            log.warning("campaign %s: pre-start check not made (%s)", campaign.id, error)
+            continue
+        passed.append(campaign.id)
+    return passed
 
 
 def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:
@@ -136,14 +164,25 @@ def _claim(
         if campaign.validity is not None and campaign.validity <= now:
             _expire_unsent(session, campaign, now)
             return None, []
+        # An opt-out may have arrived while the work sat on the broker.
+        suppressions.suppress_claimed(session, message_ids, _scope(runtime, campaign), now)
         return campaign, claims.claim_for_send(session, message_ids, now)
 
 
-def _write_outcomes(runtime: Runtime, outcomes: Outcomes) -> None:
+def _write_outcomes(runtime: Runtime, outcomes: Outcomes, blacklisted: Sequence[str]) -> None:
     now = utcnow()
     poll_at = now + runtime.settings.dispatch.poll_after
     fence = outcomes.attempts
     with session_scope(runtime.sessions) as session:
+        for phone in blacklisted:
+            suppressions.add(
+                session,
+                phone,
+                scope=BYTEHAND,
+                source="provider",
+                reason="bytehand 22 receiver blacklisted",
+                now=now,
+            )
         claims.record_submitted(session, outcomes.submitted, now, poll_at, attempts=fence)
         claims.record_failed(session, outcomes.rejected, now, transient=False, attempts=fence)
         claims.record_failed(session, outcomes.exhausted, now, transient=True, attempts=fence)
@@ -151,9 +190,12 @@ def _write_outcomes(runtime: Runtime, outcomes: Outcomes) -> None:
         claims.record_in_doubt(session, outcomes.in_doubt, now, attempts=fence)
 
 
-def record_outcomes(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
+def record_outcomes(
+    runtime: Runtime, campaign_id: int, outcomes: Outcomes, blacklisted: Sequence[str] = ()
+) -> None:
     """Keep a provider's answer: it exists nowhere else once the provider has answered (the
-    Celery sends and the SMPP gateway record through here).
+    Celery sends and the SMPP gateway record through here). ``blacklisted``: numbers the
+    provider refused as blacklisted, suppressed in the same transaction.
 
     The recording is retried in process (:func:`dispatcher.backoff.recording_retry`); a
     redelivered task would claim nothing and the answer would be gone. Pausing the campaign is a
@@ -163,7 +205,7 @@ def record_outcomes(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> N
     them in doubt, so they are never resent blindly.
     """
     try:
-        recording_retry(runtime.settings.dispatch)(_write_outcomes, runtime, outcomes)
+        recording_retry(runtime.settings.dispatch)(_write_outcomes, runtime, outcomes, blacklisted)
     except SQLAlchemyError as error:
         accepted = " ".join(f"{mid}={pid}" for mid, pid in outcomes.submitted)
         log.warning(
@@ -232,7 +274,9 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
 
         answer = _call(runtime, call)
     outcomes = plan_outcomes(claimed, answer, now, runtime.settings.dispatch)
-    record_outcomes(runtime, campaign_id, outcomes)
+    phones = [m.phone for m in claimed]
+    refused = suppressions.blacklisted(phones, answer if isinstance(answer, list) else [])
+    record_outcomes(runtime, campaign_id, outcomes, refused)
     return len(outcomes.submitted)
 
 

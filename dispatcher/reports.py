@@ -35,6 +35,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from dispatcher import suppressions
 from dispatcher.bulk import insert_rows, is_one_of
 from dispatcher.models import Campaign, Message, StatusEvent
 from dispatcher.states import FINAL_MESSAGE_STATES, MessageState, delivery_rank, report_applies
@@ -84,6 +85,8 @@ class Report:
     payload: Mapping[str, Any]
     provider_message_id: str | None = None
     ext_ref: str | None = None
+    error_code: str | None = None
+    """The provider's error code when it gives one beside the state (ByteHand callbacks)."""
 
 
 DEDUP_KEY_LENGTH = 300
@@ -293,6 +296,32 @@ def _event_rows(
     return rows, settled
 
 
+def _suppress_blacklisted(
+    session: Session, fresh: Iterable[tuple[Report, int | None]], now: datetime
+) -> None:
+    """A new report saying the recipient is blacklisted (ByteHand 22, TimeToChat
+    ``CRA_SMS_BLACKLIST``) suppresses the number for that provider (rare: one by one)."""
+    for report, mid in fresh:
+        if mid is None:
+            continue
+        code = report.error_code
+        if not (
+            suppressions.is_blacklist(report.provider, report.provider_state)
+            or suppressions.is_blacklist(report.provider, code)
+        ):
+            continue
+        phone = session.scalar(select(Message.phone).where(Message.id == mid))
+        if phone is not None:
+            suppressions.add(
+                session,
+                phone,
+                scope=report.provider,
+                source="provider",
+                reason=f"{report.provider} {report.provider_state}",
+                now=now,
+            )
+
+
 def apply_reports(session: Session, reports: Sequence[Report], now: datetime) -> list[Applied]:
     """Record each report once and move its message forward where it is news; one result each.
 
@@ -302,6 +331,10 @@ def apply_reports(session: Session, reports: Sequence[Report], now: datetime) ->
     keys = [bounded_key(report.dedup_key) for report in reports]
     rows, results = _event_rows(session, reports, matched, keys, now)
     new = _insert(session, rows)
+    fresh = zip(reports, matched, strict=True)
+    _suppress_blacklisted(
+        session, ((r, mid) for (r, mid), key in zip(fresh, keys, strict=True) if key in new), now
+    )
     # One UPDATE per (state, provider wording): ByteHand's wordings per state are few.
     groups: dict[tuple[MessageState, str], dict[int, int]] = {}
     furthest: dict[int, int] = {}

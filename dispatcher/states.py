@@ -14,6 +14,9 @@ Message life::
                              └─▶ in_doubt ─▶ submitted/sent/delivered/... (a report settles it)
                                           ─▶ pending (ops: resend) | unknown (ops: mark sent)
 
+    pending | queued ─▶ suppressed (the number opted out, or the provider says it is
+                        blacklisted, before the message was handed to the provider)
+
 Ops marking an in-doubt send as sent makes it final as ``unknown``: it went out, but without a
 provider id no poll can follow it (a TimeToChat report naming its extRef still settles it).
 Only recipients not yet handed over (``pending``, ``queued``) expire on our side; a message in
@@ -56,6 +59,7 @@ class MessageState(enum.StrEnum):
     UNKNOWN = "unknown"
     IN_DOUBT = "in_doubt"
     CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
 
 
 class CampaignState(enum.StrEnum):
@@ -72,15 +76,15 @@ class CampaignState(enum.StrEnum):
 M = MessageState
 
 FINAL_MESSAGE_STATES: frozenset[MessageState] = frozenset(
-    {M.DELIVERED, M.UNDELIVERABLE, M.FAILED, M.EXPIRED, M.UNKNOWN, M.CANCELLED}
+    {M.DELIVERED, M.UNDELIVERABLE, M.FAILED, M.EXPIRED, M.UNKNOWN, M.CANCELLED, M.SUPPRESSED}
 )
 """States a campaign can finish with. ``in_doubt`` is deliberately not one: ops must settle it."""
 
 _DELIVERY_REPORTS = (M.SUBMITTED, M.SENT, M.DELIVERED, M.UNDELIVERABLE, M.EXPIRED, M.UNKNOWN)
 
 MESSAGE_TRANSITIONS: Mapping[MessageState, frozenset[MessageState]] = {
-    M.PENDING: frozenset({M.QUEUED, M.CANCELLED, M.EXPIRED}),
-    M.QUEUED: frozenset({M.SENDING, M.PENDING, M.CANCELLED, M.EXPIRED}),
+    M.PENDING: frozenset({M.QUEUED, M.CANCELLED, M.EXPIRED, M.SUPPRESSED}),
+    M.QUEUED: frozenset({M.SENDING, M.PENDING, M.CANCELLED, M.EXPIRED, M.SUPPRESSED}),
     # A provider report can overtake our own commit of the send (a stalled answer, a worker
     # killed after the request left): it proves the message was accepted, so it applies.
     M.SENDING: frozenset(
@@ -109,13 +113,15 @@ MESSAGE_TRANSITIONS: Mapping[MessageState, frozenset[MessageState]] = {
     # report) still tells the truth: a late DELIVERED means the recipient has it.
     M.EXPIRED: frozenset({M.DELIVERED, M.UNDELIVERABLE}),
     M.CANCELLED: frozenset(),
+    M.SUPPRESSED: frozenset(),
 }
 
 C = CampaignState
 
 CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = {
     C.DRAFT: frozenset({C.SCHEDULED, C.RUNNING, C.CANCELLED}),
-    C.SCHEDULED: frozenset({C.RUNNING, C.DRAFT, C.CANCELLED}),
+    # A scheduled campaign whose pre-start checks fail at start_at is paused with the reason.
+    C.SCHEDULED: frozenset({C.RUNNING, C.DRAFT, C.CANCELLED, C.PAUSED}),
     C.RUNNING: frozenset({C.PAUSED, C.COMPLETED, C.CANCELLED}),
     C.PAUSED: frozenset({C.RUNNING, C.CANCELLED}),
     # retry-failed and late in-doubt resends reopen a finished campaign.

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from dispatcher.backoff import next_poll_at, poll_deadline
 from dispatcher.constants import TIMETOCHAT
 from dispatcher.models import Campaign, InboundMessage, Message
+from dispatcher.replies import Audience, handle_inbound
 from dispatcher.reports import (
     DEDUP_KEY_LENGTH,
     Applied,
@@ -51,14 +52,15 @@ PROVIDERS_WITH_VALIDITY = frozenset({TIMETOCHAT})
 """Providers sent the campaign's validity, past which they stop trying to deliver."""
 
 
-def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING on both backends; True if the row is new."""
+def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING on both backends; the new row's id, None if known."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: on PostgreSQL the ORM adds its own RETURNING and the driver then
     # reports rowcount -1, which made every duplicate look new.
     statement = insert(model).values(**values).on_conflict_do_nothing().returning(model.id)
-    return session.execute(statement).first() is not None
+    row = session.execute(statement).first()
+    return None if row is None else int(row[0])
 
 
 def apply_report(session: Session, report: Report, now: datetime) -> Applied:
@@ -79,8 +81,11 @@ def store_inbound(
     provider_message_id: str | None = None,
     reply_to_ext_ref: str | None = None,
     reply_to_provider_id: str | None = None,
+    audience: Audience | None = None,
 ) -> bool:
-    """Keep an incoming SMS once, linked to the message it answers when the provider says."""
+    """Keep an incoming SMS once, linked to the message it answers when the provider says;
+    with ``audience``, a new one is then linked, classified and acted on
+    (:func:`dispatcher.replies.handle_inbound`: opt-outs)."""
     reply_to = None
     if reply_to_ext_ref or reply_to_provider_id:
         conditions = []
@@ -97,7 +102,7 @@ def store_inbound(
                 )
             )
         reply_to = session.scalar(select(Message.id).where(or_(*conditions)).limit(1))
-    return _insert_ignoring_duplicates(
+    stored = _insert_ignoring_duplicates(
         session,
         InboundMessage,
         {
@@ -111,6 +116,9 @@ def store_inbound(
             "received_at": now,
         },
     )
+    if stored is not None and audience is not None:
+        handle_inbound(session, stored, audience, now)
+    return stored is not None
 
 
 def claim_due_polls(

@@ -4,9 +4,11 @@ with ``{"args": [campaign_id]}``), the same as ``dispatcher campaign ...`` and t
 
 from __future__ import annotations
 
+import functools
+
 from celery import shared_task
 
-from dispatcher import campaigns, pipeline, runtime
+from dispatcher import campaigns, pipeline, prestart, runtime
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
 from tasks.send import enqueue
 
@@ -31,5 +33,6 @@ def pause(campaign_id: int) -> None:
 
 @shared_task(name="dispatcher.resume", **RETRY_ON_INFRASTRUCTURE)
 def resume(campaign_id: int) -> None:
-    """Feed the paused campaign again."""
-    pipeline.operate(runtime.current(), campaigns.resume, campaign_id)
+    """Feed the paused campaign again, after the pre-start checks (as the CLI and the API)."""
+    current = runtime.current()
+    pipeline.operate(current, functools.partial(prestart.resume_checked, current), campaign_id)

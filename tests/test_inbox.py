@@ -57,7 +57,7 @@ def test_concurrent_appends_share_one_commit(db_engine: Engine, seed: Seed) -> N
             inserts.append(1)
             all_queued.wait(10)
 
-    inbox = Inbox(sessionmaker(db_engine))
+    inbox = Inbox(sessionmaker(db_engine), audiences={})
     event.listen(db_engine, "before_cursor_execute", hold_first)
     inbox.start()
     try:
@@ -94,7 +94,7 @@ def test_what_a_stopped_process_left_is_applied_at_start(db_engine: Engine, seed
     with Session(db_engine) as session:
         session.execute(insert(CallbackInbox).values(rows))
         session.commit()
-    inbox = Inbox(sessionmaker(db_engine))
+    inbox = Inbox(sessionmaker(db_engine), audiences={})
     inbox.start()
     inbox.stop()
     assert states(db_engine) == [M.DELIVERED] * 3
@@ -118,9 +118,9 @@ def test_a_failed_application_keeps_the_rows(db_engine: Engine, seed: Seed) -> N
     event.listen(db_engine, "before_cursor_execute", fail)
     try:
         with pytest.raises(RuntimeError):
-            apply_waiting(sessionmaker(db_engine), NOW)
+            apply_waiting(sessionmaker(db_engine), NOW, audiences={})
     finally:
         event.remove(db_engine, "before_cursor_execute", fail)
     assert (waiting(db_engine), states(db_engine)) == (2, [M.SUBMITTED] * 2)
-    assert apply_waiting(sessionmaker(db_engine), NOW) == 2
+    assert apply_waiting(sessionmaker(db_engine), NOW, audiences={}) == 2
     assert states(db_engine) == [M.DELIVERED] * 2

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from dispatcher.cli.estimate import encoding_option, progress_bar, render_estimate
+from dispatcher.cli.estimate import (
+    audience_options,
+    encoding_option,
+    progress_bar,
+    render_estimate,
+)
 from dispatcher.sms import EncodingPolicy
 
 __all__ = ["create"]
@@ -27,6 +32,7 @@ __all__ = ["create"]
 @click.option("--smart-encoding", is_flag=True, help="Replace typographic quotes etc. by GSM-7.")
 @encoding_option
 @click.option("--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (CSV).")
+@audience_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create(
     *,
@@ -44,11 +50,16 @@ def create(
     encoding: EncodingPolicy,
     rejects: Path | None,
     as_json: bool,
+    send_window: str | None,
+    send_days: str | None,
+    timezone: str | None,
+    any_time: bool,
+    append_optout: bool | None,
 ) -> None:
     """Store FILE's valid recipients as a draft campaign and print its id."""
     from dispatcher.config import load_settings
     from dispatcher.db import make_engine, migrate
-    from dispatcher.loader import create_campaign
+    from dispatcher.loader import create_campaign, default_send_rules
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
@@ -71,8 +82,16 @@ def create(
             encoding=encoding,
             rejects_path=rejects,
             progress=progress,
+            send_rules=default_send_rules(
+                settings, any_time=any_time, window=send_window, days=send_days, timezone=timezone
+            ),
+            append_optout=(
+                settings.audience.append_optout_mention if append_optout is None else append_optout
+            ),
         )
     engine.dispose()
+    for warning in summary.estimate.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
     else:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,7 +15,7 @@ from dispatcher.sms import ENCODING_POLICIES, EncodingPolicy
 if TYPE_CHECKING:  # pandas behind it: `dispatcher --help` must not pay for it
     from dispatcher.ingest import Estimate, Progress
 
-__all__ = ["encoding_option", "estimate", "progress_bar", "render_estimate"]
+__all__ = ["audience_options", "encoding_option", "estimate", "progress_bar", "render_estimate"]
 
 _BAR_FROM_BYTES = 5 * 1024 * 1024
 
@@ -27,6 +27,27 @@ encoding_option = click.option(
     help="TimeToChat: auto (UCS-2 for any character outside GSM-7), unicode (always), or "
     "latin1 (GSM-7 rates when every character is ISO-8859-1; some may show differently).",
 )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def audience_options(command: F) -> F:
+    """Quiet hours and the opt-out mention, shared by ``estimate`` and ``campaign create``."""
+    options = (
+        click.option("--send-window", default=None, help="HH:MM-HH:MM in the recipient's zone."),
+        click.option("--send-days", default=None, help="e.g. mon-sat, or mon,wed,fri."),
+        click.option("--timezone", default=None, help="IANA zone when the number gives none."),
+        click.option("--any-time", is_flag=True, help="No quiet hours (transactional)."),
+        click.option(
+            "--append-optout/--no-append-optout",
+            default=None,
+            help="Append [audience] optout_mention (default: append_optout_mention).",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @contextlib.contextmanager
@@ -68,8 +89,9 @@ def render_estimate(figures: dict[str, Any], title: str) -> None:
     table = Table(title=escape(title), show_header=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for key in ("id", "rows", "valid", "duplicates", "suppressed", "parts", "cost"):
-        if key in figures:
+    keys = ("id", "rows", "valid", "duplicates", "suppressed", "outside_window", "parts", "cost")
+    for key in keys:
+        if figures.get(key) is not None:
             table.add_row(key, str(figures[key]))
     for reason, count in figures["invalid"].items():
         table.add_row(f"rejected: {reason}", str(count))
@@ -96,6 +118,7 @@ def render_estimate(figures: dict[str, Any], title: str) -> None:
 @click.option("--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (CSV).")
 @click.option("--smart-encoding", is_flag=True, help="Replace typographic quotes etc. by GSM-7.")
 @encoding_option
+@audience_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def estimate(
     *,
@@ -108,6 +131,11 @@ def estimate(
     smart_encoding: bool,
     encoding: EncodingPolicy,
     as_json: bool,
+    send_window: str | None,
+    send_days: str | None,
+    timezone: str | None,
+    any_time: bool,
+    append_optout: bool | None,
 ) -> None:
     """Count valid, duplicate and opted-out recipients, SMS parts and cost of FILE."""
     from dispatcher import loader
@@ -130,8 +158,16 @@ def estimate(
             rejects_path=rejects,
             engine=engine,
             progress=progress,
+            send_rules=loader.default_send_rules(
+                settings, any_time=any_time, window=send_window, days=send_days, timezone=timezone
+            ),
+            append_optout=(
+                settings.audience.append_optout_mention if append_optout is None else append_optout
+            ),
         )
     engine.dispose()
+    for warning in figures.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(figures.to_json(), ensure_ascii=False))
     else:

@@ -96,3 +96,7 @@ main.add_command(web)
 from dispatcher.cli.smpp import smpp_gateway  # noqa: E402
 
 main.add_command(smpp_gateway)
+from dispatcher.cli.audience import replies, suppressions  # noqa: E402
+
+main.add_command(suppressions)
+main.add_command(replies)

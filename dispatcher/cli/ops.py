@@ -12,7 +12,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from dispatcher import campaigns
+from dispatcher import campaigns, prestart
 from dispatcher.db import migrate, session_scope
 from dispatcher.errors import InputError
 from dispatcher.export import export_messages
@@ -20,11 +20,12 @@ from dispatcher.models import utcnow
 from dispatcher.runtime import current
 from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState
 
-__all__ = ["OPS_COMMANDS"]
+__all__ = ["OPS_COMMANDS", "open_session"]
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
+def open_session() -> Iterator[Session]:
+    """One transaction on the migrated database of this process's settings."""
     runtime = current()
     migrate(runtime.engine)
     with session_scope(runtime.sessions) as session:
@@ -44,7 +45,7 @@ def _simple(
     @click.command(name=name)
     @click.argument("campaign_id", type=int)
     def command(campaign_id: int) -> None:
-        with _session() as session:
+        with open_session() as session:
             result = action(session, campaign_id)
         click.echo(f"campaign {campaign_id}: {describe(result)}")
         if name in ("start", "resume", "retry-failed", "resolve-in-doubt"):
@@ -54,12 +55,18 @@ def _simple(
 
 
 start = _simple(
-    "start", lambda s, cid: campaigns.start(s, cid, utcnow()), lambda state: f"now {state}"
+    "start",
+    lambda s, cid: prestart.start_checked(current(), s, cid, utcnow()),
+    lambda state: f"now {state}",
 )
 start.help = "Start now, or at the campaign's --start-at (beat starts it then)."
 pause = _simple("pause", lambda s, cid: campaigns.pause(s, cid, utcnow()), lambda _: "paused")
 pause.help = "Stop feeding within a tick; queued work is released, nothing sent twice."
-resume = _simple("resume", lambda s, cid: campaigns.resume(s, cid, utcnow()), lambda _: "running")
+resume = _simple(
+    "resume",
+    lambda s, cid: prestart.resume_checked(current(), s, cid, utcnow()),
+    lambda _: "running",
+)
 resume.help = "Continue a paused campaign from where it stopped."
 cancel = _simple(
     "cancel",
@@ -83,7 +90,7 @@ def resolve_in_doubt(campaign_id: int, action: str | None) -> None:
     """Settle sends whose outcome cannot be known (ByteHand has no reference to look them up)."""
     if action is None:
         raise InputError("say --resend or --mark-sent (see `campaign status` for the list)")
-    with _session() as session:
+    with open_session() as session:
         count = campaigns.resolve_in_doubt(
             session, campaign_id, utcnow(), resend=action == "resend"
         )
@@ -98,7 +105,7 @@ def resolve_in_doubt(campaign_id: int, action: str | None) -> None:
 def status(campaign_id: int, as_json: bool) -> None:
     """Progress (handed over, final), counts by state and by reason, parts and cost."""
     deadline = current().settings.dispatch.poll_deadline
-    with _session() as session:
+    with open_session() as session:
         summary = campaigns.report(session, campaign_id)
         progress = campaigns.progress(session, campaign_id, utcnow(), deadline=deadline)
     summary["progress"] = progress.to_json()
@@ -117,6 +124,13 @@ def status(campaign_id: int, as_json: bool) -> None:
     for reason, count in summary["reasons"].items():
         click.echo(f"  {count:>8}  {reason}")
     click.echo(f"  parts sent {summary['parts_sent']}, cost {summary['cost']}")
+    if summary["pause_reason"]:
+        click.echo(f"  paused: {summary['pause_reason']}")
+    if summary["waiting_for_window"]:
+        click.echo(
+            f"  {summary['waiting_for_window']} waiting for their sending window, "
+            f"next opens {summary['next_window_opens']}"
+        )
 
 
 def watch_until_done(
@@ -158,7 +172,7 @@ def watch_until_done(
 @click.argument("campaign_id", type=int)
 def watch(campaign_id: int) -> None:
     """Live progress until the campaign is done."""
-    with _session() as session:
+    with open_session() as session:
         campaigns.get_campaign(session, campaign_id)
     summary = watch_until_done([campaign_id])[campaign_id]
     click.echo(json.dumps(summary, indent=2))
@@ -171,7 +185,7 @@ def watch(campaign_id: int) -> None:
 )
 def export(campaign_id: int, out: Path) -> None:
     """Every recipient beside its file's columns: state, reason, provider id, times, reply."""
-    with _session() as session:
+    with open_session() as session:
         campaigns.get_campaign(session, campaign_id)
     rows = export_messages(current().engine, campaign_id, out)
     click.echo(f"campaign {campaign_id}: {rows} recipients written to {out}")
@@ -191,7 +205,7 @@ def list_campaigns(
     """Campaigns, newest first, with their progress (what GET /campaigns answers)."""
     from dispatcher.web.queries import campaign_page
 
-    with _session() as session:
+    with open_session() as session:
         items, total = campaign_page(
             session,
             state=CampaignState(state) if state else None,
@@ -218,7 +232,7 @@ def delete(campaign_id: int) -> None:
     """Delete a draft campaign and its recipients (a started one is kept: it is history)."""
     from dispatcher.sources import forget_source
 
-    with _session() as session:
+    with open_session() as session:
         source = campaigns.delete_draft(session, campaign_id)
     forget_source(current().settings.state_dir, source)
     click.echo(f"campaign {campaign_id}: deleted")

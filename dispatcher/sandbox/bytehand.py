@@ -140,6 +140,8 @@ class _ByteHand:
         outcome = outcome_for(to)
         if receiver is None or outcome.refused_at_send:
             return self._refusal(codes.BH_INVALID_RECEIVER)
+        if outcome.bytehand_refusal is not None:
+            return self._refusal(outcome.bytehand_refusal)
         parts = count_parts(text, BYTEHAND_SIZES)
         cost = parts * self.config.cost_per_part
         if self.balances[account.client_id] < cost:

@@ -23,6 +23,7 @@ __all__ = [
     "BH_NUMBER_NOT_EXIST",
     "BH_NUMBER_SWITCHED_OFF",
     "BH_OK",
+    "BH_RECEIVER_BLACKLISTED",
     "BH_TOO_MANY_OPERATIONS",
     "BH_UNEXPECTED",
     "BYTEHAND_DESCRIPTIONS",
@@ -60,6 +61,7 @@ BH_INVALID_RECEIVER: Final = 11  # malformed number, or a number ending in 00
 BH_NUMBER_NOT_EXIST: Final = 12  # error_code of an UNDELIVERABLE callback
 BH_NUMBER_SWITCHED_OFF: Final = 13  # error_code of an EXPIRED callback
 BH_TOO_MANY_OPERATIONS: Final = 17  # over 20 calls in a one-second window
+BH_RECEIVER_BLACKLISTED: Final = 22  # a number ending in 22
 
 BYTEHAND_DESCRIPTIONS: Final[dict[int, str]] = {
     -1: "Unknown error.",

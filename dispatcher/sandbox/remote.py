@@ -36,7 +36,7 @@ def _entry(item: dict[str, Any]) -> LedgerEntry:
 
 
 class RemoteSandbox:
-    """``ledger``, ``stats()`` and fault switches of a simulator at ``url``."""
+    """``ledger``, ``stats()``, fault switches and simulated MOs of a simulator at ``url``."""
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -74,6 +74,10 @@ class RemoteSandbox:
 
     def set_faults(self, **changes: float | str) -> None:
         self.http.post(f"{self.url}/_control/faults", json=changes).raise_for_status()
+
+    def incoming(self, **body: str) -> None:
+        """Simulate an MO (see ``POST /_control/incoming``)."""
+        self.http.post(f"{self.url}/_control/incoming", json=body).raise_for_status()
 
     def close(self) -> None:
         self.http.close()

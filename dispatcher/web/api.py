@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher import campaigns, loader
+from dispatcher import campaigns, loader, prestart
 from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.runtime import Runtime
@@ -92,6 +92,11 @@ class CampaignForm(BaseModel):
     region: Annotated[str, Field(max_length=8), NoNul] | None = None
     smart_encoding: bool = False
     encoding: EncodingPolicy = "auto"
+    send_window: Annotated[str, Field(max_length=20), NoNul] | None = None
+    send_days: Annotated[str, Field(max_length=40), NoNul] | None = None
+    timezone: Annotated[str, Field(max_length=64), NoNul] | None = None
+    any_time: bool = False
+    append_optout: bool | None = None
 
 
 class TestSend(BaseModel):
@@ -160,6 +165,18 @@ async def create(request: Request, response: Response, runtime: RuntimeDep) -> d
             encoding=form.encoding,
             rejects_path=None,
             progress=None,
+            send_rules=loader.default_send_rules(
+                runtime.settings,
+                any_time=form.any_time,
+                window=form.send_window,
+                days=form.send_days,
+                timezone=form.timezone,
+            ),
+            append_optout=(
+                runtime.settings.audience.append_optout_mention
+                if form.append_optout is None
+                else form.append_optout
+            ),
         )
         try:
             summary = await run_in_threadpool(call)
@@ -257,7 +274,7 @@ def start(
 ) -> dict[str, Any]:
     """Start now, or schedule for ``start_at``; a running campaign is fed at once."""
     with session_scope(runtime.sessions) as session:
-        state = campaigns.start(session, campaign_id, clock())
+        state = prestart.start_checked(runtime, session, campaign_id, clock())
     kicked = _kick(on_start, campaign_id) if state == CampaignState.RUNNING else False
     return {"id": campaign_id, "state": state, "kicked": kicked}
 
@@ -276,7 +293,7 @@ def resume(
 ) -> dict[str, Any]:
     """Feed again from where the campaign stopped."""
     with session_scope(runtime.sessions) as session:
-        campaigns.resume(session, campaign_id, clock())
+        prestart.resume_checked(runtime, session, campaign_id, clock())
     kicked = _kick(on_start, campaign_id)
     return {"id": campaign_id, "state": _state_of(runtime, campaign_id), "kicked": kicked}
 

@@ -10,6 +10,7 @@ app for uvicorn. Routes::
     POST /webhooks/timetochat/{secret}   TimeToChat path secret + username
     *    /campaigns...                   bearer token (see dispatcher.web.api)
     POST /estimates                      bearer token: a file's figures, nothing stored
+    *    /suppressions..., GET /replies  bearer token (see dispatcher.web.audience)
     GET  /console/...                     the marketing console (dispatcher.console): signed
                                          session cookie after posting the token; / leads there
     GET  /openapi.json                   bearer token (see dispatcher.web.openapi)
@@ -27,9 +28,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from dispatcher import console
+from dispatcher.constants import PROVIDERS
 from dispatcher.inbox import Inbox
+from dispatcher.replies import Audience
 from dispatcher.runtime import Runtime
-from dispatcher.web import api, estimates, metrics, webhooks
+from dispatcher.web import api, audience, estimates, metrics, webhooks
 from dispatcher.web.errors import install_error_handlers
 from dispatcher.web.health import HealthCheck, healthz
 from dispatcher.web.openapi import serve_openapi
@@ -46,7 +49,8 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(served: FastAPI) -> AsyncIterator[None]:
-        inbox = Inbox(runtime.sessions)
+        audiences = {p: Audience.for_provider(runtime.settings, p) for p in PROVIDERS}
+        inbox = Inbox(runtime.sessions, audiences=audiences)
         served.state.inbox = inbox
         inbox.start()
         try:
@@ -68,6 +72,7 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    app.include_router(audience.router)
     app.include_router(estimates.router)
     app.include_router(metrics.router)
     app.add_middleware(metrics.CallbackCounter, runtime=runtime)

@@ -4,7 +4,11 @@ Clients (scripts, the lead's dashboard, the providers' retry logic) branch on th
 ``code``; they must never have to parse an HTML error page or a traceback. The mapping is made
 here once, from our exception tree to HTTP::
 
-    InputError               400  (404 when code == "not_found", 409 when code == "conflict")
+    InputError               400  (404 when code == "not_found", 409 when code == "conflict"
+                                  or a refused pre-start check: sender_not_approved,
+                                  balance_too_low, sender_not_of_service)
+    ProviderError            502  a provider call made for the request failed (a pre-start
+                                  check could not be made)
     WebhookPayloadError      400  the provider will repeat it, which is right for a body we
                                   could not read
     WebhookAuthError         403  forged or misrouted callback
@@ -25,14 +29,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dispatcher.errors import InputError, WebhookAuthError, WebhookPayloadError
+from dispatcher.errors import InputError, ProviderError, WebhookAuthError, WebhookPayloadError
 from dispatcher.logs import redact
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
-_INPUT_STATUS: Mapping[str, int] = {"not_found": 404, "conflict": 409}
+_INPUT_STATUS: Mapping[str, int] = {
+    "not_found": 404,
+    "conflict": 409,
+    # A refused pre-start check (dispatcher.prestart): the campaign's state forbids the start.
+    "sender_not_approved": 409,
+    "balance_too_low": 409,
+    "sender_not_of_service": 409,
+}
 
 _HTTP_CODES: Mapping[int, str] = {
     400: "bad_request",
@@ -100,6 +111,10 @@ async def _on_webhook_auth(request: Request, exc: Exception) -> JSONResponse:
     return error_response(403, "forbidden", "callback credentials do not match")
 
 
+async def _on_provider(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(502, "provider_error", f"the provider could not be asked: {exc}")
+
+
 async def _on_webhook_payload(request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "bad_callback", str(exc))
 
@@ -127,6 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InputError, _on_input_error)
     app.add_exception_handler(WebhookAuthError, _on_webhook_auth)
     app.add_exception_handler(WebhookPayloadError, _on_webhook_payload)
+    app.add_exception_handler(ProviderError, _on_provider)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(Exception, _on_unexpected)

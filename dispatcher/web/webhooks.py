@@ -124,6 +124,7 @@ def _bytehand_item(query: dict[str, str], parsed: StatusCallback | IncomingSms) 
                 ),
                 payload=payload,
                 provider_message_id=parsed.message_id,
+                error_code=str(parsed.error_code),
             )
         )
     _clean("message", parsed.message_id, _ID_LEN)

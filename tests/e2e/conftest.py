@@ -47,7 +47,7 @@ def stack_factory(tmp_path: Path, redis_url: str) -> Iterator[object]:
 def expected_state(provider: str, phone: str) -> MessageState:
     """What the simulators' documented rules, read through our state maps, must produce."""
     outcome = outcome_for(phone)
-    if outcome.refused_at_send:
+    if outcome.refused_at_send or (provider == "bytehand" and outcome.bytehand_refusal):
         return MessageState.FAILED
     final = outcome.bytehand_final if provider == "bytehand" else outcome.timetochat_final
     if final is None:

@@ -40,6 +40,7 @@ LIFE = Lifecycle(sent_after_s=1.0, final_after_s=2.0)
         ("06 12 34 56 14", False, "EXPIRED", "CRA_SMS_FALSENUMBER"),
         ("0612345615", False, "REJECTED", "CRA_SMS_OPFULL"),
         ("+33612345699", False, None, None),
+        ("+33612345622", False, None, "CRA_SMS_BLACKLIST"),
         ("+33612345678", False, "DELIVERED", "CRA_SMS_RECEIVED"),
     ],
 )

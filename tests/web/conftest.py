@@ -14,9 +14,26 @@ import pytest
 
 from dispatcher.config import Settings, load_settings
 from dispatcher.runtime import Runtime
+from dispatcher.sandbox import ByteHandAccount, ByteHandConfig, Signature, create_bytehand_app
 from dispatcher.sandbox.server import serve_in_thread
 from dispatcher.web import create_app
-from tests.web.helpers import API_TOKEN, env_for
+from tests.web.helpers import API_TOKEN, BYTEHAND_ID, BYTEHAND_KEY, SIMULATOR_URLS, env_for
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bytehand_simulator() -> Iterator[str]:
+    """A ByteHand simulator holding the tests' account, sender SHOP approved: `start` asks it
+    (pre-start checks) before starting a ByteHand campaign."""
+    account = ByteHandAccount(
+        client_id=BYTEHAND_ID,
+        key=BYTEHAND_KEY,
+        signatures=(Signature("SHOP", "ACCEPTED"), Signature("NEWNAME", "NEW")),
+    )
+    app = create_bytehand_app(ByteHandConfig(accounts=(account,)))
+    with serve_in_thread(app) as server:
+        SIMULATOR_URLS["bytehand"] = server.url
+        yield server.url
+        SIMULATOR_URLS.clear()
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ API_TOKEN = "api-token-5e1d0b"
 
 NOW = datetime(2024, 3, 25, 14, 0, tzinfo=UTC)
 
+SIMULATOR_URLS: dict[str, str] = {}
+"""Filled by ``tests/web/conftest.py``: the ByteHand simulator the pre-start checks ask."""
+
 
 def env_for(db_url: str, redis_url: str, state_dir: Path, **overrides: str) -> dict[str, str]:
     """Settings environment of a test app; an override of ``""`` unsets a variable."""
@@ -34,6 +37,7 @@ def env_for(db_url: str, redis_url: str, state_dir: Path, **overrides: str) -> d
         "DISPATCHER_TIMETOCHAT_SERVICE_ID": SERVICE_ID,
         "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "DISPATCHER_API_TOKEN": API_TOKEN,
+        "DISPATCHER_BYTEHAND_URL": SIMULATOR_URLS.get("bytehand", ""),
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v}

@@ -5,7 +5,7 @@ arriving at once) before the provider is answered, and applied in batches by the
 which deletes the rows it applied in the same transaction.
 
 Revision ID: 0010
-Revises: 0003
+Revises: 0007
 Create Date: 2026-11-25
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0003"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
