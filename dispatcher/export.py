@@ -66,7 +66,6 @@ _FROM_DB = (
     "attempts",
     "submitted_at",
     "final_at",
-    "reply",
 )
 
 

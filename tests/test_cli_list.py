@@ -34,7 +34,7 @@ def _create(path: Path) -> int:
          "--text", "Bonjour {first_name}", "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    return int(json.loads(result.output)["id"])
+    return int(json.loads(result.stdout)["id"])
 
 
 def test_list_newest_first_with_filters(env: Path) -> None:
@@ -42,10 +42,10 @@ def test_list_newest_first_with_filters(env: Path) -> None:
     first, second = _create(env), _create(env)
     result = CliRunner().invoke(main, ["campaign", "list", "--state", "draft", "--json"])
     assert result.exit_code == 0, result.output
-    page = json.loads(result.output)
+    page = json.loads(result.stdout)
     assert ([item["id"] for item in page["items"]], page["total"]) == ([second, first], 2)
     none = CliRunner().invoke(main, ["campaign", "list", "--state", "running", "--json"])
-    assert json.loads(none.output)["total"] == 0
+    assert json.loads(none.stdout)["total"] == 0
 
 
 def test_delete_removes_the_draft_and_its_kept_file(env: Path, tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_delete_removes_the_draft_and_its_kept_file(env: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert not kept.exists()
     listed = CliRunner().invoke(main, ["campaign", "list", "--json"])
-    assert json.loads(listed.output)["total"] == 0
+    assert json.loads(listed.stdout)["total"] == 0
 
 
 def test_status_says_where_the_campaign_is(env: Path) -> None:
@@ -65,7 +65,7 @@ def test_status_says_where_the_campaign_is(env: Path) -> None:
     campaign_id = _create(env)
     result = CliRunner().invoke(main, ["campaign", "status", str(campaign_id), "--json"])
     assert result.exit_code == 0, result.output
-    progress = json.loads(result.output)["progress"]
+    progress = json.loads(result.stdout)["progress"]
     assert (progress["handed_over"], progress["final"], progress["phase"]) == (0, 0, "draft")
     text = CliRunner().invoke(main, ["campaign", "status", str(campaign_id)]).output
     assert "draft: 1 recipients, not started (0.0% handed over, 0.0% final)" in text

@@ -189,6 +189,6 @@ def test_bytehand_callback_error_22_suppresses(client: httpx.Client, runtime: Ru
         "error_code": "22",
         "updated_at": "2024-03-25 14:32:25",
     }
-    assert client.get("/webhooks/bytehand", params=callback).json()["result"] == "applied"
+    assert client.get("/webhooks/bytehand", params=callback).json()["result"] == "accepted"
     [entry] = _entries(runtime, message(runtime, mid).phone)
     assert (entry.scope, entry.source) == ("bytehand", "provider")
