@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,17 @@ def missing_service(reason: str) -> None:
     if CI:
         pytest.fail(f"{reason} (CI=true: a missing service is a failure)")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def offline() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``tests.offline.run_offline``: a command with no service of this machine in reach."""
+    from tests.offline import offline_unavailable, run_offline
+
+    reason = offline_unavailable()
+    if reason is not None:
+        missing_service(reason)
+    return run_offline
 
 
 @pytest.fixture(scope="session")
