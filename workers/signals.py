@@ -1,4 +1,6 @@
-"""Process hooks: logging once Celery has set it up; fresh pools in every forked process.
+"""Process hooks: logging once Celery has set it up; the schema at head and the providers'
+configuration logged before the first task (:mod:`dispatcher.startup`); fresh pools in every
+forked process.
 
 Celery configures logging from ``--loglevel`` in the worker and beat main processes, then sends
 ``after_setup_logger``: there ``DISPATCHER_LOG_LEVEL`` (if set) overrides it and every record is
@@ -12,12 +14,13 @@ from typing import Any
 from celery.signals import (
     after_setup_logger,
     beat_init,
+    celeryd_after_setup,
     worker_process_init,
     worker_process_shutdown,
     worker_shutdown,
 )
 
-from dispatcher import runtime
+from dispatcher import runtime, startup
 from dispatcher.config import load_settings
 from dispatcher.logs import configure_logging
 
@@ -33,9 +36,15 @@ def _fresh_runtime_after_fork(**_: Any) -> None:
     runtime.reset()
 
 
+@celeryd_after_setup.connect  # the worker's main process, logging set up, nothing consumed yet
+def _prepare_worker(**_: Any) -> None:
+    startup.prepare(runtime.current(), "worker")
+
+
 @beat_init.connect
 def _fresh_runtime_for_beat(**_: Any) -> None:
     runtime.reset()
+    startup.prepare(runtime.current(), "beat")
 
 
 @worker_process_shutdown.connect  # a prefork pool process

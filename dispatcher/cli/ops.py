@@ -12,8 +12,8 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from dispatcher import campaigns
-from dispatcher.db import migrate, session_scope
+from dispatcher import campaigns, startup
+from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.export import export_messages
 from dispatcher.models import utcnow
@@ -26,7 +26,7 @@ __all__ = ["OPS_COMMANDS"]
 @contextmanager
 def _session() -> Iterator[Session]:
     runtime = current()
-    migrate(runtime.engine)
+    startup.prepare(runtime, "cli", quiet=True)
     with session_scope(runtime.sessions) as session:
         yield session
 
