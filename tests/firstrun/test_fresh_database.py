@@ -64,7 +64,8 @@ def test_processes_migrating_together(fresh_db_url: str) -> None:
 
 @pytest.mark.slow
 def test_fleet_starts_on_a_fresh_state_directory(offline: Offline, tmp_path: Path) -> None:
-    """Web, worker and beat started together on nothing: dashboard answers, ticks succeed."""
+    """Web, worker and beat started together on nothing: dashboard answers, ticks succeed,
+    each process logs its providers' configuration."""
     result = offline(
         [
             sys.executable,
@@ -82,3 +83,5 @@ def test_fleet_starts_on_a_fresh_state_directory(offline: Offline, tmp_path: Pat
     worker = seen["logs"]["worker"]
     assert "Task dispatcher.tick" in worker and "succeeded" in worker, worker[-3000:]
     assert "no such table" not in "".join(seen["logs"].values())
+    for process in ("web", "worker", "beat"):  # each says, once, that no provider is set up
+        assert seen["logs"][process].count(f"{process}: bytehand: not configured") == 1
