@@ -111,6 +111,8 @@ def status(campaign_id: int, as_json: bool) -> None:
     click.echo(
         f"campaign {summary['id']} {summary['name']!r} ({summary['provider']}): {summary['state']}"
     )
+    if summary["pause_reason"] is not None:
+        click.echo(f"  paused at {summary['paused_at']}: {summary['pause_reason']}")
     for state, count in sorted(summary["counts"].items()):
         click.echo(f"  {state:<14}{count:>10}")
     for reason, count in summary["reasons"].items():

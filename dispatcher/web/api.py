@@ -186,6 +186,8 @@ def get_campaign(campaign_id: CampaignId, runtime: RuntimeDep) -> dict[str, Any]
             "validity": campaign.validity,
             "started_at": campaign.started_at,
             "finished_at": campaign.finished_at,
+            "pause_reason": campaign.pause_reason,
+            "paused_at": campaign.paused_at,
             "counts": live["counts"],
             "progress": progress(live["counts"]),
             "estimate": campaign.estimate,

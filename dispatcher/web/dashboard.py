@@ -43,7 +43,7 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.4em .6em;border-bottom:1px solid #ddd;vertical-align:top}
 .bar{background:#eee;width:12em;height:1em;border-radius:3px;overflow:hidden}
 .bar>div{background:#3a7;height:100%}
-.counts{color:#555;font-size:12px}
+.counts,.why{color:#555;font-size:12px}
 """
 
 _SHOWN = 200
@@ -58,6 +58,15 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _state(item: dict[str, Any]) -> str:
+    """The state, and for a paused campaign why and since when (UTC)."""
+    shown = escape(str(item["state"]))
+    if item.get("pause_reason") is None:
+        return shown
+    since = item["paused_at"].strftime("%Y-%m-%d %H:%M:%S UTC") if item["paused_at"] else "?"
+    return f"{shown}<div class=why>{escape(str(item['pause_reason']))}<br>since {since}</div>"
+
+
 def _row(item: dict[str, Any]) -> str:
     percent = round(float(item["progress"]) * 100, 1)
     counts = ", ".join(
@@ -68,7 +77,7 @@ def _row(item: dict[str, Any]) -> str:
         f"<td>{int(item['id'])}</td>"
         f"<td>{escape(str(item['name']))}</td>"
         f"<td>{escape(str(item['provider']))}</td>"
-        f"<td>{escape(str(item['state']))}</td>"
+        f"<td>{_state(item)}</td>"
         f'<td><div class=bar title="{percent}%"><div style="width:{percent}%"></div></div>'
         f"{percent}% of {int(item['total'])}</td>"
         f"<td class=counts>{counts or '-'}</td>"

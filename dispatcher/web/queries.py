@@ -50,6 +50,8 @@ def campaign_page(
             "state": c.state,
             "created_at": c.created_at,
             "start_at": c.start_at,
+            "pause_reason": c.pause_reason,
+            "paused_at": c.paused_at,
             "counts": counts[c.id],
             "total": sum(counts[c.id].values()),
             "progress": progress(counts[c.id]),
