@@ -26,6 +26,8 @@ from dispatcher.models import Campaign, InboundMessage, Message, StatusEvent
 from dispatcher.states import FINAL_MESSAGE_STATES, MessageState, report_applies
 
 __all__ = [
+    "SILENT_PAST_DEADLINE",
+    "SILENT_PAST_VALIDITY",
     "Applied",
     "Report",
     "apply_report",
@@ -36,6 +38,11 @@ __all__ = [
 ]
 
 M = MessageState
+
+SILENT_PAST_DEADLINE = "silent past the polling deadline"
+"""The reason of an ``unknown`` message: no report, and polls said nothing final in time."""
+SILENT_PAST_VALIDITY = "silent until its validity passed"
+"""The reason of a message ``expired`` by us (the provider never said it expired)."""
 
 
 class Applied(enum.StrEnum):
@@ -251,8 +258,13 @@ def record_poll_silence(
     for message, validity in rows:
         submitted = message.submitted_at or now
         if now >= poll_deadline(submitted, validity, default=deadline):
-            final = M.EXPIRED if validity is not None and now >= validity else M.UNKNOWN
-            values: dict[str, Any] = {"state": final, "final_at": now, "next_poll_at": None}
+            expired = validity is not None and now >= validity
+            values: dict[str, Any] = {
+                "state": M.EXPIRED if expired else M.UNKNOWN,
+                "last_error": SILENT_PAST_VALIDITY if expired else SILENT_PAST_DEADLINE,
+                "final_at": now,
+                "next_poll_at": None,
+            }
         else:
             values = {
                 "polls": message.polls + 1,
