@@ -37,6 +37,7 @@ def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+@pytest.mark.processes
 def test_processes_migrating_together(fresh_db_url: str) -> None:
     """Six processes migrating one fresh database at once all succeed; the schema is at head."""
     code = (

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.processes
+
 BIN = Path(sys.executable).parent
 Offline = Callable[..., subprocess.CompletedProcess[str]]
 
