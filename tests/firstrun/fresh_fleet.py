@@ -2,7 +2,8 @@
 
 Run by ``test_fresh_database.py`` inside :func:`tests.offline.run_offline`: no service of the
 machine, no ``REDIS_URL`` or ``DATABASE_URL`` (the embedded Redis and SQLite), and no command
-run beforehand. Prints one JSON object: the dashboard's status and whether a beat tick ran.
+run beforehand. Prints one JSON object: the dashboard's status, the answer to starting a
+campaign through the API (which kicks the feeder) and every process's log.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ def main(state: Path) -> None:
         fleet.start_all()
         fleet.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         page = httpx.get(f"http://127.0.0.1:{port}/?token={TOKEN}", follow_redirects=True)
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        created = api.post(
+            "/campaigns",
+            data={"provider": "bytehand", "sender": "SMSINFO", "text": "Bonjour"},
+            files={"file": ("r.csv", b"phone\n0601020304\n", "text/csv")},
+        )
+        started = api.post(f"/campaigns/{created.json()['id']}/start").json()
+        api.close()
         worker_log = state / "logs" / "worker.log"
         deadline = time.monotonic() + 60
         while "dispatcher.tick" not in worker_log.read_text() or "succeeded" not in (
@@ -40,7 +51,11 @@ def main(state: Path) -> None:
                 break
             time.sleep(0.5)
         logs = {name: (state / "logs" / f"{name}.log").read_text() for name in fleet.commands}
-    print(json.dumps({"dashboard": page.status_code, "page": page.text, "logs": logs}))
+    print(
+        json.dumps(
+            {"dashboard": page.status_code, "page": page.text, "start": started, "logs": logs}
+        )
+    )
 
 
 if __name__ == "__main__":

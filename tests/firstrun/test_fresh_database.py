@@ -65,8 +65,8 @@ def test_processes_migrating_together(fresh_db_url: str) -> None:
 
 @pytest.mark.slow
 def test_fleet_starts_on_a_fresh_state_directory(offline: Offline, tmp_path: Path) -> None:
-    """Web, worker and beat started together on nothing: dashboard answers, ticks succeed,
-    each process logs its providers' configuration."""
+    """Web, worker and beat started together on nothing: dashboard answers, a start through
+    the API kicks the feeder, ticks succeed, each process logs its providers' configuration."""
     result = offline(
         [
             sys.executable,
@@ -81,6 +81,7 @@ def test_fleet_starts_on_a_fresh_state_directory(offline: Offline, tmp_path: Pat
     seen = json.loads(result.stdout)
     assert seen["dashboard"] == 200, seen["page"]
     assert "Campaigns" in seen["page"]
+    assert seen["start"]["kicked"] is True  # the web app's kick reached our broker
     worker = seen["logs"]["worker"]
     assert "Task dispatcher.tick" in worker and "succeeded" in worker, worker[-3000:]
     assert "no such table" not in "".join(seen["logs"].values())
