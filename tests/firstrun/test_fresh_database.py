@@ -63,7 +63,7 @@ def test_processes_migrating_together(fresh_db_url: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.processes  # a fleet, but nothing judged by the clock
 def test_fleet_starts_on_a_fresh_state_directory(offline: Offline, tmp_path: Path) -> None:
     """Web, worker and beat started together on nothing: dashboard answers, a start through
     the API kicks the feeder, ticks succeed, each process logs its providers' configuration."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes  # builds, installs, runs: not rate-sensitive
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("dispatcher", "workers", "tasks")
