@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench soak clean chromium
+.PHONY: demo test test-fast lint typecheck bench soak clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,21 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
+# Tests: pytest-xdist runs everything but the rate-sensitive tests on TEST_WORKERS processes
+# (each with its own Redis, SQLite files and PostgreSQL schema); those (marked slow: real
+# fleets judged by a 20 calls/s limit; serial: limiter timings) then run one at a time, with
+# the machine to themselves. Both runs always run; make fails if either failed.
+TEST_WORKERS ?= auto
+
 test: $(STAMP) chromium
-	$(BIN)/pytest -q
+	@$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow and not serial"; parallel=$$?; \
+	$(BIN)/pytest -q -m "slow or serial"; serial=$$?; \
+	test $$parallel -eq 0 && test $$serial -eq 0
+
+# The inner loop: the pure core and the in-process tests (no fleet, no process of their own,
+# no limiter timings).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow and not serial and not processes"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,8 @@
-"""Settings: ``configs/default.toml``, an optional override file, then environment variables.
+"""Settings: the package's ``default.toml``, an optional override file, then the environment.
+
+The defaults ship inside the package (``dispatcher/default.toml``, read with
+:mod:`importlib.resources`), so an installed wheel runs from any directory; ``configs/`` in the
+repository holds examples to copy (``configs/production.example.toml``).
 
 Built once, as typed frozen objects, and validated at start-up: a bad value raises
 :class:`~dispatcher.errors.ConfigError` naming the setting. Secrets are held in :class:`Secret`,
@@ -7,7 +11,7 @@ secrets file (``DISPATCHER_SECRETS_FILE``, TOML with the same keys as the enviro
 
 Environment variables (the names operators rely on):
 
-``DISPATCHER_CONFIG``                 an extra TOML file merged over ``configs/default.toml``
+``DISPATCHER_CONFIG``                 an extra TOML file merged over the defaults
 ``DISPATCHER_STATE_DIR``              where the SQLite file and the embedded Redis live
 ``DATABASE_URL``                      default: SQLite under the state directory
 ``REDIS_URL``                         default: none, meaning the embedded Redis
@@ -28,11 +32,13 @@ must stop the process, not leave the API closed and callbacks refused at three i
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import logging
 import os
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,8 +60,8 @@ __all__ = [
     "load_settings",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.toml"
+DEFAULT_CONFIG = importlib.resources.files("dispatcher") / "default.toml"
+"""The defaults, package data: every setting has a value here."""
 
 
 class Secret:
@@ -244,7 +250,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_toml(path: Path, setting: str) -> dict[str, Any]:
+def _read_toml(path: Path | Traversable, setting: str) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -418,7 +424,7 @@ def _check_database_url(url: str) -> None:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` on the first bad one."""
     env = os.environ if env is None else env
-    tree = _read_toml(DEFAULT_CONFIG, "configs/default.toml")
+    tree = _read_toml(DEFAULT_CONFIG, "the package's default.toml")
     extra = env.get("DISPATCHER_CONFIG")
     if extra:
         tree = _merge(tree, _read_toml(Path(extra), "DISPATCHER_CONFIG"))

@@ -2,10 +2,17 @@
 
 Engines are created per process and after a fork (see ``workers.signals``): a connection pool
 inherited across ``fork()`` shares sockets between processes and corrupts both.
+
+Every process migrates at start (:mod:`dispatcher.startup`), so a fleet started at once on a
+fresh database runs :func:`migrate` several times together: one takes the lock and migrates,
+the others wait for it and find the schema at head. The lock is a transaction-level advisory
+lock on PostgreSQL (per schema: tests run many schemas side by side), an exclusive ``flock`` on
+a file beside the database on SQLite.
 """
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +20,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,11 +54,40 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on ``<database>.migrate.lock`` (none for an in-memory database)."""
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    path = Path(database).with_name(Path(database).name + ".migrate.lock")
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _postgres_lock(connection: Connection) -> None:
+    """Hold the schema's migration lock until this transaction ends."""
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('dispatcher.migrate.' || current_schema()))")
+    )
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+    """Bring the schema to the newest Alembic revision (idempotent, one process at a time)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    if is_postgres(engine):
+        with engine.begin() as connection:
+            _postgres_lock(connection)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

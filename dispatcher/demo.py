@@ -15,17 +15,20 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from dispatcher.cli.ops import watch_until_done
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
+from dispatcher.demo_report import (
+    BUDGET_CALLS_PER_S,
+    explain_rates,
+    report_table,
+    state_rows_total,
+)
 from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack
 from dispatcher.runtime import reset
-from dispatcher.sandbox.remote import RemoteSandbox
 
 __all__ = ["generate_recipients", "run_demo"]
 
@@ -82,22 +85,6 @@ def _head(source: Path, target: Path, rows: int) -> Path:
     return target
 
 
-def _figures(report: dict[str, Any], sandbox: RemoteSandbox) -> list[str]:
-    counts = report["counts"]
-    rates = sandbox.throughput()
-    sent = sum(n for s, n in counts.items() if s not in ("pending", "queued", "sending", "failed"))
-    return [
-        str(sum(counts.values())),
-        str(sent),
-        str(counts.get("delivered", 0)),
-        str(counts.get("failed", 0) + counts.get("undeliverable", 0)),
-        f"{rates['sustained_calls_per_s']:.1f}",
-        str(rates["max_calls_in_1s"]),
-        str(rates["rejections"]),
-        str(rates["duplicates"]),
-    ]
-
-
 def _console_line(console: Console, stack: LocalStack) -> None:
     """Where to watch the campaigns: the console's URL and the demo's own sign-in token."""
     url = f"http://127.0.0.1:{stack.web_port}/console/"
@@ -148,34 +135,25 @@ def run_demo(directory: Path, *, recipients: int = 5000, ttc_recipients: int = 1
         started = time.monotonic()
         for campaign_id in ids.values():
             stack.start_campaign(campaign_id)
-        by_id = watch_until_done(list(ids.values()), timeout=280)
+        by_id = watch_until_done(list(ids.values()), timeout=280, console=console)
         reports = {provider: by_id[cid] for provider, cid in ids.items()}
         elapsed = time.monotonic() - started
-        table = Table(title=f"demo: both campaigns in {elapsed:.0f} s")
-        for column in (
-            "provider",
-            "recipients",
-            "sent",
-            "delivered",
-            "failed",
-            "calls/s (busiest 10 s)",
-            "max calls in 1 s",
-            "429/17 seen",
-            "duplicates",
-        ):
-            table.add_column(column)
-        ok = True
-        for provider, report in reports.items():
-            sandbox = stack.bytehand if provider == BYTEHAND else stack.timetochat
-            row = _figures(report, sandbox)
-            table.add_row(provider, *row)
-            ok &= report["state"] == "completed" and row[-2:] == ["0", "0"]
-            ok &= int(row[-3]) <= 20
-        console.print(table)
-        for provider, report in reports.items():
-            console.print(f"[bold]{provider}[/] final states {report['counts']}")
-            for reason, count in report["reasons"].items():
-                console.print(f"    {count:>6}  {escape(reason)}")  # provider text, not markup
+        rates = {BYTEHAND: stack.bytehand.throughput(), TIMETOCHAT: stack.timetochat.throughput()}
+    console.print(report_table(reports, rates, f"demo: both campaigns in {elapsed:.0f} s"))
+    for provider, rate in rates.items():
+        batch = stack.settings.bytehand.batch_size if provider == BYTEHAND else None
+        console.print(explain_rates(provider, rate, batch))
+    ok = True
+    for provider, report in reports.items():
+        rate = rates[provider]
+        ok &= report["state"] == "completed" and state_rows_total(report) == sum(
+            report["counts"].values()
+        )
+        ok &= rate["rejections"] == 0 and rate["duplicates"] == 0
+        ok &= int(rate["max_calls_in_1s"]) <= BUDGET_CALLS_PER_S
+        console.print(f"[bold]{provider}[/] reasons:")
+        for reason, count in report["reasons"].items():
+            console.print(f"    {count:>6}  {escape(reason)}")  # provider text, not markup
         _keep_up_for_the_console(console, stack)
     console.print("[green]demo passed[/]" if ok else "[red]demo found a problem[/]")
     return ok

@@ -12,6 +12,7 @@ its child, stopped with it, but orphaned if the stack is killed: every server le
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import os
 import random
@@ -141,16 +142,24 @@ class EmbeddedRedis:
 
 
 def ensure_embedded_redis(state_dir: Path) -> str:
-    """The URL of the state directory's embedded Redis, started (daemonized) if not running."""
+    """The URL of the state directory's embedded Redis, started (daemonized) if not running.
+
+    Processes started together (web, workers, beat) take turns under a file lock: the first
+    starts the server, the others find it, instead of each starting its own.
+    """
     directory = state_dir / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
     port_file = directory / "port"
-    if port_file.exists():
-        url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
-        if _answers(url):
-            return url
-    server = EmbeddedRedis(directory)
-    server.start(daemonize=True)
-    return server.url
+    with (directory / "start.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if port_file.exists():
+            url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+            if _answers(url):
+                return url
+        server = EmbeddedRedis(directory)
+        server.start(daemonize=True)
+        port_file.write_text(str(server.port))
+        return server.url
 
 
 def _gone(pid: int) -> bool:

@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 __all__ = [
+    "LOG_FORMAT",
     "RedactSecrets",
     "configure_logging",
     "install_log_redaction",
@@ -33,7 +34,7 @@ _SECRET_PATH = re.compile(r"(/webhooks/timetochat/)[^/?#\s\"']+")
 _SECRET_QUERY = re.compile(r"([?&](?:key|token)=)[^&#\s\"']*", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*(@)")
 
-_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 """Loggers whose level the framework sets itself (uvicorn's ``--log-level``)."""
 
@@ -112,7 +113,7 @@ def configure_logging(level: str | None) -> None:
     install_log_redaction()
     if level is None:
         return
-    logging.basicConfig(format=_FORMAT)
+    logging.basicConfig(format=LOG_FORMAT)
     logging.getLogger().setLevel(level)
     for name in _FRAMEWORK_LOGGERS:
         logging.getLogger(name).setLevel(level)

@@ -35,6 +35,8 @@ from dispatcher.states import MessageState
 
 __all__ = [
     "DEDUP_KEY_LENGTH",
+    "SILENT_PAST_DEADLINE",
+    "SILENT_PAST_VALIDITY",
     "Applied",
     "Report",
     "apply_report",
@@ -50,6 +52,11 @@ M = MessageState
 
 PROVIDERS_WITH_VALIDITY = frozenset({TIMETOCHAT})
 """Providers sent the campaign's validity, past which they stop trying to deliver."""
+
+SILENT_PAST_DEADLINE = "silent past the polling deadline"
+"""The reason of an ``unknown`` message: no report, and polls said nothing final in time."""
+SILENT_PAST_VALIDITY = "silent until its validity passed"
+"""The reason of an ``unknown`` message the provider was told to stop trying at its validity."""
 
 
 def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> int | None:
@@ -176,7 +183,15 @@ def record_poll_silence(
         submitted = message.submitted_at or now
         handed_validity = validity if provider in PROVIDERS_WITH_VALIDITY else None
         if now >= poll_deadline(submitted, handed_validity, default=deadline):
-            values: dict[str, Any] = {"state": M.UNKNOWN, "final_at": now, "next_poll_at": None}
+            # Handed over, so never expired on our side (the provider may still deliver it):
+            # unknown, with why nothing final came.
+            past_validity = handed_validity is not None and now >= handed_validity
+            values: dict[str, Any] = {
+                "state": M.UNKNOWN,
+                "last_error": SILENT_PAST_VALIDITY if past_validity else SILENT_PAST_DEADLINE,
+                "final_at": now,
+                "next_poll_at": None,
+            }
         else:
             values = {
                 "polls": message.polls + 1,

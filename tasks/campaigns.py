@@ -6,32 +6,31 @@ from __future__ import annotations
 
 import functools
 
-from celery import shared_task
-
 from dispatcher import campaigns, pipeline, prestart, runtime
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
 from tasks.send import enqueue
+from workers.app import app
 
 
-@shared_task(name="dispatcher.tick", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.tick", **RETRY_ON_INFRASTRUCTURE)
 def tick() -> dict[int, int]:
     """Start due campaigns, top up each running campaign's window, finish finished ones."""
     return pipeline.feed(runtime.current(), enqueue)
 
 
-@shared_task(name="dispatcher.retry_failed", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.retry_failed", **RETRY_ON_INFRASTRUCTURE)
 def retry_failed(campaign_id: int) -> int:
     """Re-queue the campaign's recipients that failed for transient reasons."""
     return pipeline.operate(runtime.current(), campaigns.retry_failed, campaign_id)
 
 
-@shared_task(name="dispatcher.pause", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.pause", **RETRY_ON_INFRASTRUCTURE)
 def pause(campaign_id: int) -> None:
     """Stop feeding the campaign."""
     pipeline.operate(runtime.current(), campaigns.pause, campaign_id)
 
 
-@shared_task(name="dispatcher.resume", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.resume", **RETRY_ON_INFRASTRUCTURE)
 def resume(campaign_id: int) -> None:
     """Feed the paused campaign again, after the pre-start checks (as the CLI and the API)."""
     current = runtime.current()

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from dispatcher import pipeline, runtime
 from dispatcher.constants import BYTEHAND, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, TIMETOCHAT
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
+from workers.app import app
 
 
-@shared_task(name="dispatcher.send_bytehand_batch", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.send_bytehand_batch", **RETRY_ON_INFRASTRUCTURE)
 def send_bytehand_batch(campaign_id: int, message_ids: list[int]) -> int:
     """One ByteHand ``send_multi`` call for up to ``batch_size`` recipients."""
     return pipeline.send_bytehand_batch(runtime.current(), campaign_id, message_ids)
 
 
-@shared_task(name="dispatcher.send_timetochat", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.send_timetochat", **RETRY_ON_INFRASTRUCTURE)
 def send_timetochat(campaign_id: int, message_id: int) -> int:
     """One TimeToChat message."""
     return pipeline.send_timetochat(runtime.current(), campaign_id, message_id)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from dispatcher import pipeline, runtime
 from dispatcher.constants import POLL_S, PROVIDERS, QUEUE_STATUS
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
+from workers.app import app
 
 POLL_CHUNK = 5
 """Polls per task: small, so a poll task never holds a worker for long."""
 
 
-@shared_task(name="dispatcher.poll_due", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.poll_due", **RETRY_ON_INFRASTRUCTURE)
 def poll_due() -> int:
     """Lease messages silent past ``next_poll_at`` and enqueue their polls."""
     current = runtime.current()
@@ -29,13 +28,13 @@ def poll_due() -> int:
     return leased
 
 
-@shared_task(name="dispatcher.poll_messages", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.poll_messages", **RETRY_ON_INFRASTRUCTURE)
 def poll_messages(provider: str, message_ids: list[int]) -> int:
     """Poll a few messages of one provider through the shared limiter."""
     return pipeline.poll(runtime.current(), provider, message_ids)
 
 
-@shared_task(name="dispatcher.sweep", **RETRY_ON_INFRASTRUCTURE)
+@app.task(name="dispatcher.sweep", **RETRY_ON_INFRASTRUCTURE)
 def sweep() -> tuple[int, int]:
     """Stuck sends become in doubt; queued work whose broker message was lost is released."""
     return pipeline.sweep(runtime.current())

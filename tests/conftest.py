@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.models import Campaign, Message
 from dispatcher.states import CampaignState, MessageState
+from tests.databases import PostgresSchemas, SqliteTemplate
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
@@ -32,21 +34,41 @@ def missing_service(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture
+def offline() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``tests.offline.run_offline``: a command with no service of this machine in reach."""
+    from tests.offline import offline_unavailable, run_offline
+
+    reason = offline_unavailable()
+    if reason is not None:
+        missing_service(reason)
+    return run_offline
+
+
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+"""``gw0``, ``gw1``... in a pytest-xdist worker (``make test``), None in a plain run."""
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: the one on 127.0.0.1:6379 (db 15) when present, else an embedded one."""
-    client = redis.Redis.from_url(SYSTEM_REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        from dispatcher.embedded import EmbeddedRedis
+    """A real Redis: ``TEST_REDIS_URL`` (db 15 of 127.0.0.1:6379 by default) when it answers,
+    else an embedded one. Each pytest-xdist worker starts its own embedded Redis: parallel
+    workers must not flush each other's database (nor, on a shared machine, anyone else's)."""
+    from dispatcher.embedded import EmbeddedRedis
 
-        with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as embedded:
-            yield embedded.url
-        return
-    finally:
-        client.close()
-    yield SYSTEM_REDIS_URL
+    if XDIST_WORKER is None:
+        client = redis.Redis.from_url(SYSTEM_REDIS_URL)
+        try:
+            client.ping()
+        except redis.ConnectionError:
+            pass
+        else:
+            yield SYSTEM_REDIS_URL
+            return
+        finally:
+            client.close()
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as embedded:
+        yield embedded.url
 
 
 @pytest.fixture
@@ -63,18 +85,29 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'dispatcher.db'}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: a SQLite file, and a fresh PostgreSQL schema."""
-    from dispatcher.db import make_engine, migrate
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    """A SQLite file migrated once per session, copied for each test."""
+    return SqliteTemplate(tmp_path_factory.mktemp("sqlite-template"))
 
+
+@pytest.fixture(scope="session")
+def postgres_schemas(postgres_url: str) -> Iterator[PostgresSchemas]:
+    """This session's (this xdist worker's) migrated PostgreSQL schema, emptied per test."""
+    schemas = PostgresSchemas(postgres_url)
+    yield schemas
+    schemas.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a SQLite file, and a PostgreSQL schema (see tests.databases:
+    migrated once per session, not per test)."""
     if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        migrate(make_engine(url))
-        yield url
-        return
-    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
-        yield url
+        template: SqliteTemplate = request.getfixturevalue("sqlite_template")
+        return template.copy_to(tmp_path)
+    schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
+    return schemas.empty()
 
 
 @pytest.fixture(scope="session")

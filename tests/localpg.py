@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +31,18 @@ _SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
 @contextmanager
 def local_postgres(directory: Path) -> Iterator[str]:
-    """Start a throw-away server; yields its URL (database ``postgres``, trust auth)."""
-    pgdata = directory / "pgdata"
-    pgdata.mkdir(parents=True)
-    user = None
-    if os.geteuid() == 0:
-        user = _SYSTEM_USER
+    """Start a throw-away server; yields its URL (database ``postgres``, trust auth).
+
+    As root the server runs as a system user, which must reach its data directory: that one
+    is then made outside ``directory``, because pytest keeps its temporary root closed to
+    other users and every pytest-xdist worker closes it again when it starts.
+    """
+    user = _SYSTEM_USER if os.geteuid() == 0 else None
+    if user is None:
+        pgdata = directory / "pgdata"
+        pgdata.mkdir(parents=True)
+    else:
+        pgdata = Path(tempfile.mkdtemp(prefix="dispatcher-test-pgdata-"))
         ensure_user_exists(user)
         binaries = Path(pgserver.__file__).parent / "pginstall" / "bin"
         ensure_prefix_permissions(pgdata)
@@ -55,3 +63,5 @@ def local_postgres(directory: Path) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         pgserver.pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=pgdata, user=user, timeout=60)
+        if user is not None:
+            shutil.rmtree(pgdata, ignore_errors=True)

@@ -14,6 +14,7 @@ pytest.importorskip("pgserver")
 from tests.localpg import local_postgres
 
 
+@pytest.mark.processes  # starts a PostgreSQL server
 def test_local_postgres_takes_our_migrations(tmp_path: Path) -> None:
     """Started on a loopback port, it accepts the schema and is gone once stopped."""
     with local_postgres(tmp_path) as url:

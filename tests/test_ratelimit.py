@@ -18,6 +18,9 @@ from dispatcher.providers.base import CallKind
 from dispatcher.ratelimit import FleetLimiter
 from dispatcher.runtime import Runtime
 
+# Every test here times Redis answers against the clock: run alone, after the parallel run.
+pytestmark = pytest.mark.serial
+
 
 def max_in_any_window(stamps: list[float], window: float = 1.0) -> int:
     """The most stamps inside any half-open window of ``window`` seconds."""
@@ -46,6 +49,7 @@ def test_max_in_any_window_counts_sliding_windows() -> None:
     assert max_in_any_window([0.0, 0.5, 0.99, 1.0]) == 3
 
 
+@pytest.mark.processes
 def test_four_processes_share_one_budget(redis_client: redis.Redis, redis_url: str) -> None:
     """Four processes hammering one account get 20/s between them, never 21 in a second."""
     context = multiprocessing.get_context("spawn")

@@ -235,7 +235,7 @@ def test_sizes_too_small_for_a_pair_are_refused() -> None:
 
 
 def test_shipped_configuration_has_the_spec_sizes(tmp_path: Path) -> None:
-    """configs/default.toml carries the per-provider sizes these tests assume."""
+    """dispatcher/default.toml carries the per-provider sizes these tests assume."""
     settings = load_settings({"DISPATCHER_STATE_DIR": str(tmp_path)})
     assert settings.bytehand.parts == BYTEHAND
     assert settings.timetochat.parts == TIMETOCHAT

@@ -1,5 +1,7 @@
-"""Process hooks: logging once Celery has set it up; fresh pools in every forked process;
-Celery's task counters (``celery_task_<event>_total{name}``) added up fleet-wide in Redis.
+"""Process hooks: logging once Celery has set it up; the schema at head and the providers'
+configuration logged before the first task (:mod:`dispatcher.startup`); fresh pools in every
+forked process; Celery's task counters (``celery_task_<event>_total{name}``) added up
+fleet-wide in Redis.
 
 Celery configures logging from ``--loglevel`` in the worker and beat main processes, then sends
 ``after_setup_logger``: there ``DISPATCHER_LOG_LEVEL`` (if set) overrides it and every record is
@@ -14,6 +16,7 @@ from celery.signals import (
     after_setup_logger,
     after_task_publish,
     beat_init,
+    celeryd_after_setup,
     task_failure,
     task_prerun,
     task_received,
@@ -25,7 +28,7 @@ from celery.signals import (
     worker_shutdown,
 )
 
-from dispatcher import runtime
+from dispatcher import runtime, startup
 from dispatcher.config import load_settings
 from dispatcher.logs import configure_logging
 
@@ -41,9 +44,15 @@ def _fresh_runtime_after_fork(**_: Any) -> None:
     runtime.reset()
 
 
+@celeryd_after_setup.connect  # the worker's main process, logging set up, nothing consumed yet
+def _prepare_worker(**_: Any) -> None:
+    startup.prepare(runtime.current(), "worker")
+
+
 @beat_init.connect
 def _fresh_runtime_for_beat(**_: Any) -> None:
     runtime.reset()
+    startup.prepare(runtime.current(), "beat")
 
 
 @worker_process_shutdown.connect  # a prefork pool process

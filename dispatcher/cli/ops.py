@@ -7,18 +7,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy.orm import Session
 
-from dispatcher import campaigns, prestart
-from dispatcher.db import migrate, session_scope
+from dispatcher import campaigns, prestart, startup
+from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.export import export_messages
 from dispatcher.models import utcnow
 from dispatcher.runtime import current
 from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["OPS_COMMANDS", "open_session"]
 
@@ -27,16 +30,22 @@ __all__ = ["OPS_COMMANDS", "open_session"]
 def open_session() -> Iterator[Session]:
     """One transaction on the migrated database of this process's settings."""
     runtime = current()
-    migrate(runtime.engine)
+    startup.prepare(runtime, "cli", quiet=True)
     with session_scope(runtime.sessions) as session:
         yield session
 
 
 def _kick_feeder() -> None:
-    """Ask the fleet to feed now rather than at the next beat tick (best effort)."""
+    """Ask the fleet to feed now rather than at the next beat tick (best effort: the change
+    is committed already, and beat feeds the campaign anyway once the broker answers)."""
+    from kombu.exceptions import OperationalError
+
     from tasks import tick
 
-    tick.apply_async(expires=30)
+    try:
+        tick.apply_async(expires=30)
+    except OperationalError as exc:
+        click.echo(f"warning: the feeder was not kicked ({exc}); beat will feed it", err=True)
 
 
 def _simple(
@@ -119,6 +128,8 @@ def status(campaign_id: int, as_json: bool) -> None:
         f"  {progress.summary} ({progress.handed_over_percent}% handed over, "
         f"{progress.final_percent}% final)"
     )
+    if summary["pause_reason"] is not None:
+        click.echo(f"  paused at {summary['paused_at']}: {summary['pause_reason']}")
     for state, count in sorted(summary["counts"].items()):
         click.echo(f"  {state:<14}{count:>10}")
     for reason, count in summary["reasons"].items():
@@ -133,16 +144,48 @@ def status(campaign_id: int, as_json: bool) -> None:
         )
 
 
+PROGRESS_EVERY_S = 5.0
+"""Without a terminal (a log, CI, ``make demo | tee``), a plain progress line this often."""
+
+
+def _tally(counts: dict[str, int]) -> tuple[int, int, int]:
+    """Recipients, those sent (no longer pending, queued or sending), those final."""
+    total = sum(counts.values())
+    unsent = sum(counts.get(s, 0) for s in ("pending", "queued", "sending"))
+    done = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
+    return total, total - unsent, done
+
+
+def _progress_line(campaign_id: int, summary: dict[str, Any]) -> str:
+    total, sent, done = _tally(summary["counts"])
+    return (
+        f"campaign {campaign_id} ({summary['provider']}, {summary['state']}): "
+        f"{sent} of {total} sent, {done} final, {sent - done} awaiting a report"
+    )
+
+
 def watch_until_done(
-    campaign_ids: list[int], *, interval: float = 0.5, timeout: float | None = None
+    campaign_ids: list[int],
+    *,
+    interval: float = 0.5,
+    timeout: float | None = None,
+    console: Console | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Live progress bars until every campaign is completed or cancelled; their reports."""
+    """Progress until every campaign is completed or cancelled; their reports.
+
+    Live bars on a terminal; elsewhere one plain line per campaign every few seconds, so a log
+    shows the run moving instead of nothing until the end.
+    """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     runtime = current()
+    console = console or Console()
     started = time.monotonic()
+    last_line = started - PROGRESS_EVERY_S
     columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns) as progress:
+    live = console.is_terminal
+    with Progress(*columns, console=console, disable=not live) as progress:
         bars = {
             cid: (
                 progress.add_task(f"campaign {cid} sent", total=None),
@@ -154,16 +197,18 @@ def watch_until_done(
             with session_scope(runtime.sessions) as session:
                 reports = {cid: campaigns.report(session, cid) for cid in campaign_ids}
             for cid, summary in reports.items():
-                counts = summary["counts"]
-                total = sum(counts.values())
-                unsent = sum(counts.get(s, 0) for s in ("pending", "queued", "sending"))
-                done = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
-                progress.update(bars[cid][0], total=total, completed=total - unsent)
+                total, sent, done = _tally(summary["counts"])
+                progress.update(bars[cid][0], total=total, completed=sent)
                 progress.update(bars[cid][1], total=total, completed=done)
+            now = time.monotonic()
+            if not live and now - last_line >= PROGRESS_EVERY_S:
+                last_line = now
+                for cid, summary in reports.items():
+                    console.print(f"{now - started:5.0f} s  {_progress_line(cid, summary)}")
             finished = (CampaignState.COMPLETED, CampaignState.CANCELLED)
             if all(r["state"] in finished for r in reports.values()):
                 return reports
-            if timeout is not None and time.monotonic() - started > timeout:
+            if timeout is not None and now - started > timeout:
                 return reports
             time.sleep(interval)
 
@@ -246,7 +291,7 @@ def test_send(campaign_id: int, phone: str) -> None:
     from dispatcher.testsend import send_test
 
     runtime = current()
-    migrate(runtime.engine)
+    startup.prepare(runtime, "cli", quiet=True)
     summary = send_test(runtime, campaign_id, phone, utcnow())
     click.echo(f"campaign {campaign_id}: test sent as campaign {summary.id}")
     _kick_feeder()

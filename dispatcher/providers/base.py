@@ -150,5 +150,9 @@ def secrets_match(given: str, expected: str) -> bool:
 
 def check_webhook_secret(given: str, expected: Secret) -> None:
     """Refuse a callback whose URL does not carry our shared secret (Push_CRA is unsigned)."""
+    if not expected:
+        raise WebhookAuthError(
+            "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET is unset: every one is refused"
+        )
     if not secrets_match(given, expected.reveal()):
-        raise WebhookAuthError("wrong webhook secret")
+        raise WebhookAuthError("wrong webhook secret in the URL")

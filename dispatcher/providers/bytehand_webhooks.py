@@ -92,6 +92,8 @@ def parse_callback(
     parsing. Raises :class:`WebhookAuthError` (answer 403) or :class:`WebhookPayloadError`
     (answer 400; ByteHand will repeat it, which is right for a payload we could not read).
     """
+    if not (client_id and key):
+        raise WebhookAuthError("DISPATCHER_BYTEHAND_ID or _KEY is unset: every one is refused")
     id_ok = secrets_match(query.get("id", ""), client_id)
     key_ok = secrets_match(query.get("key", ""), key.reveal()[-8:])
     if not (id_ok and key_ok):

@@ -21,6 +21,7 @@ here once, from our exception tree to HTTP::
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,10 +32,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dispatcher.errors import InputError, ProviderError, WebhookAuthError, WebhookPayloadError
 from dispatcher.logs import redact
+from dispatcher.throttle import LogThrottle
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
+
+REFUSAL_LOG_PERIOD_S = 60.0
+"""One WARNING per cause of refused callbacks per minute: a provider retries for hours."""
 
 _INPUT_STATUS: Mapping[str, int] = {
     "not_found": 404,
@@ -106,8 +111,19 @@ async def _on_input_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_webhook_auth(request: Request, exc: Exception) -> JSONResponse:
-    # The path may carry the TimeToChat secret and the query the ByteHand key: neither is logged.
-    log.warning("webhook refused (credentials) from %s", request.client and request.client.host)
+    # The path may carry the TimeToChat secret and the query the ByteHand key: neither is
+    # logged, only the cause our check names (which never quotes what was given).
+    provider = request.url.path.removeprefix("/webhooks/").split("/", 1)[0]
+    throttle: LogThrottle = request.app.state.refusal_log
+    unlogged = throttle.admit((provider, str(exc)), time.monotonic())
+    if unlogged is not None:
+        log.warning(
+            "%s callback refused (403): %s; from %s%s",
+            provider,
+            exc,
+            request.client and request.client.host,
+            f"; {unlogged} more refused for this cause since the last line" if unlogged else "",
+        )
     return error_response(403, "forbidden", "callback credentials do not match")
 
 
@@ -138,6 +154,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping of the module docstring on ``app``."""
+    app.state.refusal_log = LogThrottle(REFUSAL_LOG_PERIOD_S)
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(InputError, _on_input_error)
     app.add_exception_handler(WebhookAuthError, _on_webhook_auth)

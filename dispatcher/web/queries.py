@@ -67,6 +67,8 @@ def campaign_page(
                 "created_at": c.created_at,
                 "start_at": c.start_at,
                 "started_at": c.started_at,
+                "pause_reason": c.pause_reason,
+                "paused_at": c.paused_at,
                 "counts": mine,
                 "total": sum(mine.values()),
                 "handed_over": sum(n for s, n in mine.items() if s not in NOT_HANDED_OVER),

@@ -198,6 +198,7 @@ def test_api_refuses_with_a_json_error(
     assert _counts(db_url) == (0, 0)
 
 
+@pytest.mark.processes
 def test_huge_line_fails_fast_in_bounded_memory(files: dict[str, Path], tmp_path: Path) -> None:
     """A 50 MB line takes under a second and well under 300 MB more than a tiny bad file."""
 

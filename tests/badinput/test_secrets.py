@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from dispatcher.config import PROJECT_ROOT, load_settings
+from dispatcher.config import load_settings
 from dispatcher.constants import token_key
 from dispatcher.demo import generate_recipients
 from dispatcher.errors import ConfigError
@@ -27,6 +27,7 @@ from dispatcher.loader import create_campaign
 from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack, StackOptions
 from dispatcher.logs import install_log_redaction
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAMES = (
     "DISPATCHER_API_TOKEN",
     "DISPATCHER_TIMETOCHAT_WEBHOOK_SECRET",

@@ -74,7 +74,7 @@ HEAL_S = 30
 """A SIGKILLed worker's reserved work is sent by the rest of the fleet within this (issue 10)."""
 
 DEFAULT_QUEUED_TIMEOUT_S = 15
-"""``queued_timeout_s`` of configs/default.toml."""
+"""``queued_timeout_s`` of dispatcher/default.toml."""
 
 
 def _queued(stack, campaign_ids: list[int]) -> list[int]:  # type: ignore[no-untyped-def]

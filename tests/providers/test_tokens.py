@@ -220,6 +220,7 @@ def poll_once(redis_url: str, base_url: str, barrier: Callable[[], object]) -> N
     client.close()
 
 
+@pytest.mark.processes
 def test_two_processes_fetch_once(
     redis_client: redis.Redis[bytes], redis_url: str, counting_server: tuple[_CountingServer, str]
 ) -> None:
