@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dispatcher.cli.ops import open_session
+from dispatcher.cli.session import open_session
 
 __all__ = ["replies", "suppressions"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ import click
 from sqlalchemy.orm import Session
 
 from dispatcher import campaigns, prestart, startup
+from dispatcher.cli.session import open_session
 from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.export import export_messages
@@ -23,16 +23,7 @@ from dispatcher.states import FINAL_MESSAGE_STATES, CampaignState
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["OPS_COMMANDS", "open_session"]
-
-
-@contextmanager
-def open_session() -> Iterator[Session]:
-    """One transaction on the migrated database of this process's settings."""
-    runtime = current()
-    startup.prepare(runtime, "cli", quiet=True)
-    with session_scope(runtime.sessions) as session:
-        yield session
+__all__ = ["OPS_COMMANDS"]
 
 
 def _kick_feeder() -> None:
