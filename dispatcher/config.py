@@ -43,8 +43,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import phonenumbers
-
 from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.logs import redact_url
 
@@ -455,6 +453,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     redis_url = read.string("redis", "url") or None
     if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    import phonenumbers  # its metadata tables: not for `dispatcher --help`
+
     region = read.string("dispatch", "default_region").upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(f"DISPATCHER_DEFAULT_REGION: unknown region {region!r}")

