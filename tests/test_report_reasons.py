@@ -41,8 +41,9 @@ def test_silent_past_the_deadline_is_labelled_so(db_engine: Engine, seed: Seed) 
 
 
 def test_silent_past_validity_is_labelled_so(db_engine: Engine, seed: Seed) -> None:
-    """A TimeToChat message (the provider is told the validity) silent past it ends unknown (never expired by us: the
-    provider may still deliver it) and says "silent until its validity passed"."""
+    """A TimeToChat message (the provider knows its validity) silent past it ends unknown,
+    never expired by us (the provider may still deliver it): "silent until its validity
+    passed"."""
     validity = NOW - timedelta(minutes=1)
     cid, ids = seed(
         M.SUBMITTED, submitted_at=NOW, campaign={"validity": validity, "provider": "timetochat"}
