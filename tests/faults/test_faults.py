@@ -55,14 +55,16 @@ def _judge_all(
     return results
 
 
-KILL_TO_RESUME_S = {"redis": 30.0, "rabbitmq": 5.0}
-"""How long a killed worker's recipients may wait for the rest of the fleet, per broker."""
+KILL_TO_RESUME_S = 30.0
+"""How long a killed worker's recipients may wait for the rest of the fleet, beyond what the
+providers' budget needs (the issue's bound on Redis)."""
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"], indirect=True)
 def test_worker_killed_mid_send(fault_stack: StackFactory, tmp_path: Path, broker: str) -> None:
     """SIGKILL a worker three times while it sends: nothing twice, nothing lost, and what it
-    held is sent by the others within 30 s on Redis, 5 s on RabbitMQ."""
+    held is sent by the others within 30 s; on RabbitMQ sooner than the sweeper's queued
+    timeout would release it (the broker returns the dead worker's messages at once)."""
     stack = fault_stack(workers=2)
     started = time.monotonic()
     ids = _start_both(stack, tmp_path)
@@ -84,7 +86,9 @@ def test_worker_killed_mid_send(fault_stack: StackFactory, tmp_path: Path, broke
     assert unsent_at_last_kill, "the TimeToChat campaign was sent before the last kill"
     # Slots are reserved before claiming: a kill while waiting for a turn strands nothing.
     assert results["timetochat"]["in_doubt"] <= 3 * WORKER_THREADS
-    assert resumed_s <= KILL_TO_RESUME_S["redis" if broker == "redis" else "rabbitmq"]
+    assert resumed_s <= KILL_TO_RESUME_S
+    if broker != "redis":
+        assert resumed_s < stack.settings.dispatch.queued_timeout.total_seconds()
 
 
 def test_redis_restarted_mid_campaign(fault_stack: StackFactory, tmp_path: Path) -> None:
