@@ -61,7 +61,9 @@ def rabbitmq_vhost() -> Iterator[str]:
 
 class RabbitNode:
     """A RabbitMQ node of the test's own (node name, port, data under ``directory``), started
-    with ``rabbitmq-server``: its broker can be restarted without touching anyone else's."""
+    with ``rabbitmq-server``: its broker can be restarted without touching anyone else's.
+    The server runs as the ``rabbitmq`` user: ``directory`` must be reachable by it (pytest's
+    own temporary directories are not)."""
 
     def __init__(self, directory: Path, port: int) -> None:
         self.directory = directory
@@ -105,6 +107,9 @@ class RabbitNode:
     def _wait_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                tail = (self.directory / "server.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"RabbitMQ node {self.node} exited:\n{tail}")
             try:
                 socket.create_connection((RABBITMQ_HOST, self.port), timeout=1).close()
                 return

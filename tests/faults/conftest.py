@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -66,13 +68,15 @@ def broker(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def rabbit_node(tmp_path: Path) -> Iterator[RabbitNode]:
+def rabbit_node() -> Iterator[RabbitNode]:
     """A RabbitMQ node of the test's own, that it may restart."""
-    node = RabbitNode(tmp_path / "rabbitmq", free_port())
+    directory = Path(tempfile.mkdtemp(prefix="dispatcher-rabbitmq-"))
+    node = RabbitNode(directory, free_port())
     try:
         yield node.start()
     finally:
         node.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
