@@ -15,6 +15,7 @@ Environment variables (the names operators rely on):
 ``DISPATCHER_STATE_DIR``              where the SQLite file and the embedded Redis live
 ``DATABASE_URL``                      default: SQLite under the state directory
 ``REDIS_URL``                         default: none, meaning the embedded Redis
+``BROKER_URL``                        Celery's broker: ``amqp://`` for RabbitMQ; default: Redis
 ``DISPATCHER_BYTEHAND_URL`` ``_ID`` ``_KEY``
 ``DISPATCHER_TIMETOCHAT_URL`` ``_SERVICE_ID`` ``_PASSWORD`` ``_WEBHOOK_SECRET``
 ``DISPATCHER_TIMETOCHAT_TRANSPORT``   ``http`` (REST, the default) or ``smpp`` (the gateway)
@@ -60,6 +61,8 @@ __all__ = [
 
 DEFAULT_CONFIG = importlib.resources.files("dispatcher") / "default.toml"
 """The defaults, package data: every setting has a value here."""
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+BROKER_SCHEMES = ("redis", "rediss", "unix", *AMQP_SCHEMES)
 
 
 class Secret:
@@ -190,6 +193,9 @@ class Settings:
     state_dir: Path
     database_url: str
     redis_url: str | None
+    broker_url: str | None
+    """``BROKER_URL``: an AMQP broker (RabbitMQ) or another Redis; ``None``: the Redis of
+    ``redis_url``. Redis stays required for the limiter and the token cache."""
     default_region: str
     api_token: Secret
     max_upload_bytes: int
@@ -211,6 +217,7 @@ class Settings:
 _ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "DATABASE_URL": ("database", "url"),
     "REDIS_URL": ("redis", "url"),
+    "BROKER_URL": ("broker", "url"),
     "DISPATCHER_STATE_DIR": ("state", "dir"),
     "DISPATCHER_DEFAULT_REGION": ("dispatch", "default_region"),
     "DISPATCHER_BYTEHAND_URL": ("bytehand", "url"),
@@ -453,6 +460,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     redis_url = read.string("redis", "url") or None
     if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    broker_url = read.string("broker", "url") or None
+    if broker_url is not None and urlsplit(broker_url).scheme not in BROKER_SCHEMES:
+        raise ConfigError(
+            f"BROKER_URL: expected one of {', '.join(s + '://' for s in BROKER_SCHEMES)} URLs"
+        )
     import phonenumbers  # its metadata tables: not for `dispatcher --help`
 
     region = read.string("dispatch", "default_region").upper()
@@ -502,6 +514,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_dir=state_dir,
         database_url=database_url,
         redis_url=redis_url,
+        broker_url=broker_url,
         default_region=region,
         api_token=secrets["DISPATCHER_API_TOKEN"],
         max_upload_bytes=read.integer("web", "max_upload_bytes", minimum=1),

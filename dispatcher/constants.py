@@ -56,8 +56,9 @@ TICK_S: Final = 1.0
 """Beat: start due campaigns and top up running ones."""
 POLL_S: Final = 2.0
 """Beat: lease messages due for a status poll."""
-SWEEP_S: Final = 10.0
-"""Beat: in-doubt stuck sends, release work whose broker message was lost."""
+SWEEP_S: Final = 5.0
+"""Beat: in-doubt stuck sends, release work whose broker message was lost (or is held by a
+dead worker): with ``queued_timeout_s`` it bounds how long a killed worker's recipients wait."""
 
 
 def limiter_key(provider: str, account: str) -> str:

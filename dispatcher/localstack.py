@@ -43,6 +43,8 @@ class StackOptions:
     concurrency: int = WORKER_THREADS
     beat: bool = True
     redis_url: str | None = None
+    broker_url: str | None = None
+    """``BROKER_URL`` of every process (RabbitMQ); ``None``: the broker is the Redis."""
     database_url: str | None = None
     lifecycle: Lifecycle = Lifecycle(sent_after_s=0.3, final_after_s=0.7)
     faults: Faults = Faults()
@@ -163,6 +165,7 @@ class LocalStack:
             "DISPATCHER_CONFIG": str(config),
             "DISPATCHER_STATE_DIR": str(self.directory),
             "REDIS_URL": redis_url,
+            **({"BROKER_URL": self.options.broker_url} if self.options.broker_url else {}),
             "DATABASE_URL": self.options.database_url
             or f"sqlite:///{self.directory / 'dispatcher.db'}",
             "DISPATCHER_BYTEHAND_URL": bytehand_url,

@@ -14,6 +14,7 @@ from the database and the broker at the moment of the scrape::
     dispatcher_in_doubt{provider}                           gauge
     dispatcher_campaigns{state}                             gauge
     dispatcher_queue_length{queue}                          gauge: messages waiting on the broker
+                                                            (Redis only: not with BROKER_URL)
 
 The parsing of the Redis hashes is pure (:func:`counter_samples`, :func:`histogram_buckets`);
 the collector is a thin shell around it. One source down (Redis or the database) leaves its
@@ -152,6 +153,9 @@ class FleetCollector(Collector):
         for provider, raw in zip(PROVIDERS, waits, strict=True):
             buckets, total = histogram_buckets(raw)
             limiter_wait.add_metric([provider], buckets, total)
+        families = [provider_calls, limiter_wait, callback_calls, *task_families.values()]
+        if self.runtime.settings.broker_url:
+            return families  # the queues are not in this Redis: RabbitMQ's own metrics count them
         queue_length = GaugeMetricFamily(
             "dispatcher_queue_length", "Task messages waiting on the broker.", labels=["queue"]
         )
@@ -160,7 +164,7 @@ class FleetCollector(Collector):
             queue_length.add_metric(
                 [queue], float(sum(lengths[index * per_queue : (index + 1) * per_queue]))
             )
-        return [provider_calls, limiter_wait, callback_calls, *task_families.values(), queue_length]
+        return [*families, queue_length]
 
     def _from_database(self) -> list[Metric]:
         with self.runtime.sessions() as session:

@@ -38,6 +38,7 @@ __all__ = [
     "operate",
     "poll",
     "record_outcomes",
+    "refeed_queued",
     "send_bytehand_batch",
     "send_timetochat",
     "sweep",
@@ -130,6 +131,26 @@ def _check_due(runtime: Runtime, now: datetime) -> list[int]:
             continue
         passed.append(campaign.id)
     return passed
+
+
+def refeed_queued(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
+    """Enqueue again every ``queued`` message of the running campaigns: the tick that claimed
+    them may have died before handing them all to the broker (its message came back,
+    redelivered). A task whose rows another one took finds nothing: the claim is conditional."""
+    with session_scope(runtime.sessions) as session:
+        rows = session.execute(
+            select(Campaign.id, Campaign.provider, Message.id)
+            .join(Message, Message.campaign_id == Campaign.id)
+            .where(Campaign.state == CampaignState.RUNNING, Message.state == M.QUEUED)
+            .order_by(Message.id)
+        ).all()
+    queued: dict[tuple[int, str], list[int]] = {}
+    for campaign_id, provider, message_id in rows:
+        queued.setdefault((campaign_id, provider), []).append(message_id)
+    for (campaign_id, provider), ids in queued.items():
+        size = runtime.settings.bytehand.batch_size if provider == BYTEHAND else 1
+        enqueue(provider, campaign_id, _batches(ids, size))
+    return {campaign_id: len(ids) for (campaign_id, _), ids in queued.items()}
 
 
 def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:

@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import functools
 
+from celery import Task
+
 from dispatcher import campaigns, pipeline, prestart, runtime
 from tasks.retry import RETRY_ON_INFRASTRUCTURE
 from tasks.send import enqueue
 from workers.app import app
 
 
-@app.task(name="dispatcher.tick", **RETRY_ON_INFRASTRUCTURE)
-def tick() -> dict[int, int]:
-    """Start due campaigns, top up each running campaign's window, finish finished ones."""
+@app.task(name="dispatcher.tick", bind=True, **RETRY_ON_INFRASTRUCTURE)
+def tick(self: Task) -> dict[int, int]:
+    """Start due campaigns, top up each running campaign's window, finish finished ones.
+
+    A tick redelivered by the broker (RabbitMQ returns a dead worker's messages at once) may
+    have died between claiming a window and enqueueing it: it first enqueues what is queued.
+    """
+    if (self.request.delivery_info or {}).get("redelivered"):
+        pipeline.refeed_queued(runtime.current(), enqueue)
     return pipeline.feed(runtime.current(), enqueue)
 
 

@@ -36,11 +36,19 @@ def test_environment_overrides_file() -> None:
     assert settings.default_region == "RU"
 
 
+def test_broker_url_defaults_to_redis_and_may_name_rabbitmq() -> None:
+    """No ``BROKER_URL``: the broker is the Redis; set, it names RabbitMQ."""
+    assert load_settings({}).broker_url is None
+    amqp = "amqp://guest:guest@127.0.0.1:5672/dispatcher"
+    assert load_settings({"BROKER_URL": amqp}).broker_url == amqp
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
         ({"DISPATCHER_DEFAULT_REGION": "XX"}, "DISPATCHER_DEFAULT_REGION"),
         ({"REDIS_URL": "http://nope"}, "REDIS_URL"),
+        ({"BROKER_URL": "kafka://127.0.0.1"}, "BROKER_URL"),
         ({"DISPATCHER_BYTEHAND_URL": "ftp://x"}, "bytehand.url"),
         ({"DISPATCHER_CALLS_PER_SECOND": "fast"}, "dispatch.calls_per_second"),
         ({"DISPATCHER_CALLS_PER_SECOND": "0"}, "dispatch.calls_per_second"),

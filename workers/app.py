@@ -10,18 +10,27 @@ Reliability choices, each against a known failure of Celery on Redis:
 * ``worker_prefetch_multiplier = 1``: a worker holds one send per thread, so a killed worker
   strands a few batches, not dozens, and the fleet shares work evenly.
 * ``visibility_timeout`` of an hour, longer than any task: a slow task is not redelivered to a
-  second worker while the first still runs it.
-* Queues read by priority: ``default`` (the 1 s tick), then sends, then ``status`` (polls).
+  second worker while the first still runs it. A killed worker's tasks are not waited for:
+  the sweeper releases rows ``queued`` longer than ``queued_timeout_s`` (15 s) to be fed again,
+  safe because a row leaves ``queued`` by one conditional UPDATE (docs/architecture.md).
+* Queues read by priority on Redis: ``default`` (the 1 s tick), then sends, then ``status``.
+* ``BROKER_URL=amqp://...`` (RabbitMQ): quorum queues (replicated, durable, redelivered the
+  moment a consumer's connection drops, so a killed worker's tasks return at once), no global
+  QoS (quorum queues refuse it: ``worker_detect_quorum_queues``). AMQP has no queue order: a
+  worker consumes its queues round-robin. Results and everything else stay on Redis.
 * No ETA or countdown tasks for scheduling: start times, backoffs and polls live in the database
   (``start_at``, ``not_before``, ``next_poll_at``) and the beat ticks below move what is due.
 """
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit
+
 from celery import Celery
 from kombu.entity import Queue
 
-from dispatcher.config import load_settings
+from dispatcher.config import AMQP_SCHEMES, load_settings
 from dispatcher.constants import (
     POLL_S,
     QUEUE_DEFAULT,
@@ -33,13 +42,39 @@ from dispatcher.constants import (
 )
 from dispatcher.runtime import redis_url_for
 
-__all__ = ["app", "create_app"]
+__all__ = ["app", "broker_conf", "create_app"]
+
+QUEUES = (QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS, QUEUE_DEFAULT)
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def broker_conf(broker_url: str) -> dict[str, Any]:
+    """The settings that depend on the broker: queue types and transport options."""
+    if urlsplit(broker_url).scheme in AMQP_SCHEMES:
+        return {
+            "task_queues": [Queue(name, queue_arguments=QUORUM) for name in QUEUES],
+            "worker_detect_quorum_queues": True,
+            "broker_transport_options": {},
+        }
+    return {
+        "task_queues": [Queue(name) for name in QUEUES],
+        # Queues are read in the order a worker lists them (fleet.ALL_QUEUES, the Procfile):
+        # the quick beat work first, then sends, then polls, so polling never holds back a
+        # campaign and the tick that feeds it is never stuck behind a backlog.
+        "broker_transport_options": {
+            "visibility_timeout": 3600,
+            "queue_order_strategy": "priority",
+        },
+    }
 
 
 def create_app() -> Celery:
-    """The app for this process's settings (``REDIS_URL`` or the embedded Redis)."""
-    url = redis_url_for(load_settings())
-    celery = Celery("dispatcher", broker=url, backend=url, include=["tasks"])
+    """The app for this process's settings: ``BROKER_URL``, else ``REDIS_URL`` or the
+    embedded Redis, which also keeps the results."""
+    settings = load_settings()
+    url = redis_url_for(settings)
+    broker = settings.broker_url or url
+    celery = Celery("dispatcher", broker=broker, backend=url, include=["tasks"])
     celery.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -54,18 +89,8 @@ def create_app() -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
-        # Queues are read in the order a worker lists them (fleet.ALL_QUEUES, the Procfile):
-        # the quick beat work first, then sends, then polls, so polling never holds back a
-        # campaign and the tick that feeds it is never stuck behind a backlog.
-        broker_transport_options={"visibility_timeout": 3600, "queue_order_strategy": "priority"},
         result_backend_transport_options={"visibility_timeout": 3600},
         task_default_queue=QUEUE_DEFAULT,
-        task_queues=[
-            Queue(QUEUE_SEND_BYTEHAND),
-            Queue(QUEUE_SEND_TIMETOCHAT),
-            Queue(QUEUE_STATUS),
-            Queue(QUEUE_DEFAULT),
-        ],
         task_routes={
             "dispatcher.send_bytehand_batch": {"queue": QUEUE_SEND_BYTEHAND},
             "dispatcher.send_timetochat": {"queue": QUEUE_SEND_TIMETOCHAT},
@@ -80,6 +105,7 @@ def create_app() -> Celery:
             },
             "sweep": {"task": "dispatcher.sweep", "schedule": SWEEP_S, "options": {"expires": 30}},
         },
+        **broker_conf(broker),
     )
     return celery
 

@@ -1,9 +1,12 @@
-"""The fault suite's judge: never twice, none lost, never more than 20 calls in a second."""
+"""The fault suite's judge: never twice, none lost, never more than 20 calls in a second; the
+brokers and databases each scenario runs on; how long a killed worker's recipients wait."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,11 +18,13 @@ import redis
 from sqlalchemy import select
 
 from dispatcher.demo import generate_recipients
+from dispatcher.embedded import free_port
 from dispatcher.loader import create_campaign
 from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack, StackOptions
-from dispatcher.models import Message
+from dispatcher.models import Campaign, Message
 from dispatcher.states import FINAL_MESSAGE_STATES, MessageState
 from tests.conftest import postgres_schema
+from tests.rabbitmq import RabbitNode, rabbitmq_vhost
 
 M = MessageState
 SOAK = os.environ.get("SOAK") == "1"
@@ -31,7 +36,6 @@ FAULT_DISPATCH = {
     "poll_max_interval_s": 2,
     "poll_deadline_s": 7,
     "sending_timeout_s": 5,
-    "queued_timeout_s": 8,
     "http_read_timeout_s": 2,
     "max_attempts": 8,
 }
@@ -52,10 +56,35 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["redis"])
+def broker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The scenario's broker: ``redis`` (the stack's Redis) or ``rabbitmq`` (a vhost of its
+    own on the machine's RabbitMQ: its URL)."""
+    if request.param == "rabbitmq":
+        with rabbitmq_vhost() as url:
+            yield url
+    else:
+        yield "redis"
+
+
 @pytest.fixture
-def fault_stack(tmp_path: Path, redis_url: str, database: str) -> Iterator[StackFactory]:
+def rabbit_node() -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the test's own, that it may restart."""
+    directory = Path(tempfile.mkdtemp(prefix="dispatcher-rabbitmq-"))
+    node = RabbitNode(directory, free_port())
+    try:
+        yield node.start()
+    finally:
+        node.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def fault_stack(
+    tmp_path: Path, redis_url: str, database: str, broker: str
+) -> Iterator[StackFactory]:
     """Start stacks (on the shared test Redis unless ``own_redis``; on the scenario's database
-    unless given one), stopped afterwards."""
+    and broker unless given others), stopped afterwards."""
     started: list[LocalStack] = []
 
     def start(own_redis: bool = False, **options: Any) -> LocalStack:
@@ -63,6 +92,7 @@ def fault_stack(tmp_path: Path, redis_url: str, database: str) -> Iterator[Stack
             redis.Redis.from_url(redis_url).flushdb()
         settings = {
             "redis_url": None if own_redis else redis_url,
+            "broker_url": None if broker == "redis" else broker,
             "database_url": None if database == "sqlite" else database,
             "dispatch": FAULT_DISPATCH,
             **options,
@@ -122,13 +152,65 @@ def judge(stack: LocalStack, campaign_id: int, provider: str) -> dict[str, int]:
     }
 
 
+def unsent(stack: LocalStack) -> dict[int, str]:
+    """Messages waiting to be sent (pending or queued), of every campaign: their provider."""
+    with stack.runtime.sessions() as session:
+        rows = session.execute(
+            select(Message.id, Campaign.provider)
+            .join(Campaign, Campaign.id == Message.campaign_id)
+            .where(Message.state.in_((M.PENDING, M.QUEUED)))
+        )
+        return {message_id: provider for message_id, provider in rows}
+
+
+def budget_s(stack: LocalStack, waiting: dict[int, str]) -> float:
+    """How long the providers' 20 calls/s alone take to send ``waiting``."""
+    calls = 0
+    for provider in set(waiting.values()):
+        count = sum(1 for p in waiting.values() if p == provider)
+        per_call = stack.settings.bytehand.batch_size if provider == "bytehand" else 1
+        calls += -(-count // per_call)
+    return calls / stack.settings.dispatch.calls_per_second
+
+
+def resume_seconds(
+    stack: LocalStack, kills: list[tuple[float, dict[int, str]]], timeout: float
+) -> tuple[float, float]:
+    """Kill-to-resume of the kills (``(monotonic time, unsent() then)``): how long the
+    recipients waiting at a kill kept waiting after it, at most, polled every 0.2 s; and that
+    time less what the providers' budget alone needed to send them (the delay the kill caused).
+    """
+    waiting = [(killed_at, set(ids), budget_s(stack, ids)) for killed_at, ids in kills]
+    longest = beyond_budget = 0.0
+    deadline = time.monotonic() + timeout
+    while any(ids for _, ids, _ in waiting):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"recipients still waiting {timeout:.0f} s after a kill")
+        still = unsent(stack)
+        now = time.monotonic()
+        for killed_at, ids, budget in waiting:
+            if ids:
+                ids.intersection_update(still)
+                longest = max(longest, now - killed_at)
+                beyond_budget = max(beyond_budget, now - killed_at - budget)
+        time.sleep(0.2)
+    return round(longest, 1), round(beyond_budget, 1)
+
+
 def record(
-    stack: LocalStack, scenario: str, provider: str, figures: dict[str, int], started: float
+    stack: LocalStack,
+    scenario: str,
+    provider: str,
+    figures: dict[str, int],
+    started: float,
+    **extra: Any,
 ) -> None:
     """Append a row of docs/reliability.md's table to the reliability log."""
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     database = stack.runtime.engine.dialect.name
+    broker = "RabbitMQ" if stack.settings.broker_url else "Redis"
     row = {"scenario": scenario, "database": database, "provider": provider, "soak": SOAK}
+    row |= {"broker": broker, **extra}
     row |= figures
     row["seconds"] = round(time.monotonic() - started, 1)
     with REPORT.open("a") as handle:

@@ -83,6 +83,25 @@ def test_queue_length_reads_the_broker(api: httpx.Client, redis_client: redis.Re
     assert figures[("dispatcher_queue_length", (("queue", "status"),))] == 0
 
 
+def test_no_queue_length_when_the_broker_is_elsewhere(
+    runtime: Runtime, redis_client: redis.Redis
+) -> None:
+    """With ``BROKER_URL`` (RabbitMQ) the Redis lists are not the queues: no length is shown."""
+    redis_client.rpush("send.bytehand", "a")
+    settings = dataclasses.replace(
+        runtime.settings, broker_url="amqp://guest:guest@127.0.0.1:5672//", metrics_public=True
+    )
+    elsewhere = Runtime(settings)
+    with (
+        serve_in_thread(create_app(elsewhere)) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        figures = scrape(http)
+    elsewhere.close()
+    assert not [key for key in figures if key[0] == "dispatcher_queue_length"]
+    assert ("dispatcher_campaigns", (("state", "running"),)) in figures
+
+
 def test_callbacks_counted_by_answer(api: httpx.Client, redis_client: redis.Redis) -> None:
     """Webhook calls counted per provider: accepted, refused (bad credentials), malformed."""
     good = {"id": BYTEHAND_ID, "key": BYTEHAND_KEY[-8:], "action": "outgoingStatus"}
