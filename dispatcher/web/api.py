@@ -318,6 +318,18 @@ def retry_failed(
     return {"id": campaign_id, "state": state, "requeued": requeued, "kicked": kicked}
 
 
+async def _small_json(request: Request) -> Any:
+    """A small JSON body, read after the token check (a FastAPI body parameter would be parsed,
+    and answered 422, before authenticating)."""
+    raw = await read_limited(request, 4096)
+    try:
+        return json.loads(raw or b"{}")
+    except (ValueError, RecursionError) as exc:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "the body is not JSON", "type": "json_invalid"}]
+        ) from exc
+
+
 @router.post("/{campaign_id}/resolve-in-doubt", openapi_extra=request_body(ResolveInDoubt))
 async def resolve_in_doubt(
     campaign_id: CampaignId,
@@ -331,14 +343,7 @@ async def resolve_in_doubt(
     The body is read here, after the token check, rather than declared as a FastAPI body
     parameter (FastAPI would parse it, and answer 422, before authenticating).
     """
-    raw = await read_limited(request, 4096)
-    try:
-        decoded = json.loads(raw or b"{}")
-    except (ValueError, RecursionError) as exc:
-        raise RequestValidationError(
-            [{"loc": ("body",), "msg": "the body is not JSON", "type": "json_invalid"}]
-        ) from exc
-    data = _validate(ResolveInDoubt, decoded)
+    data = _validate(ResolveInDoubt, await _small_json(request))
     resend = data.action == "resend"
 
     def settle() -> tuple[int, str]:
@@ -371,14 +376,7 @@ async def send_a_test(
 ) -> dict[str, Any]:
     """Send the campaign's message to one number now, as a one-recipient campaign of its own
     (body read after the token check, like resolve-in-doubt)."""
-    raw = await read_limited(request, 4096)
-    try:
-        decoded = json.loads(raw or b"{}")
-    except (ValueError, RecursionError) as exc:
-        raise RequestValidationError(
-            [{"loc": ("body",), "msg": "the body is not JSON", "type": "json_invalid"}]
-        ) from exc
-    data = _validate(TestSend, decoded)
+    data = _validate(TestSend, await _small_json(request))
     summary = await run_in_threadpool(send_test, runtime, campaign_id, data.phone, clock())
     kicked = _kick(on_start, summary.id)
     return {
