@@ -28,6 +28,8 @@ def main(state: Path) -> None:
         fleet.add("web", web_command(port))
         fleet.add("worker", worker_command("w0", concurrency=2))
         fleet.add("beat", beat_command(state / "beat-schedule"))
+        # The ByteHand simulator on its default port: a start's pre-start checks ask it.
+        fleet.add("sandbox", [sys.executable, "-m", "dispatcher", "sandbox", "--only", "bytehand"])
         fleet.start_all()
         fleet.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         page = httpx.get(f"http://127.0.0.1:{port}/?token={TOKEN}", follow_redirects=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tests.firstrun.test_offline import stranger_env
+from tests.firstrun.test_offline import stranger_env, with_bytehand_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 Offline = Callable[..., subprocess.CompletedProcess[str]]
@@ -65,7 +65,7 @@ def test_processes_migrating_together(fresh_db_url: str) -> None:
 
 @pytest.mark.processes  # a fleet, but nothing judged by the clock
 def test_fleet_starts_on_a_fresh_state_directory(offline: Offline, tmp_path: Path) -> None:
-    """Web, worker and beat started together on nothing: dashboard answers, a start through
+    """Web, worker and beat started together on nothing: the console answers, a start through
     the API kicks the feeder, ticks succeed, each process logs its providers' configuration."""
     result = offline(
         [
@@ -74,16 +74,17 @@ def test_fleet_starts_on_a_fresh_state_directory(offline: Offline, tmp_path: Pat
             str(tmp_path / "state"),
         ],
         cwd=ROOT,
-        env=stranger_env(tmp_path) | {"PYTHONPATH": str(ROOT)},
+        env=with_bytehand_sandbox(stranger_env(tmp_path)) | {"PYTHONPATH": str(ROOT)},
         timeout=180,
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["dashboard"] == 200, seen["page"]
-    assert "Campaigns" in seen["page"]
+    assert "Sign in" in seen["page"]  # the console, asking a fresh browser for the token
     assert seen["start"]["kicked"] is True  # the web app's kick reached our broker
     worker = seen["logs"]["worker"]
     assert "Task dispatcher.tick" in worker and "succeeded" in worker, worker[-3000:]
     assert "no such table" not in "".join(seen["logs"].values())
-    for process in ("web", "worker", "beat"):  # each says, once, that no provider is set up
-        assert seen["logs"][process].count(f"{process}: bytehand: not configured") == 1
+    for process in ("web", "worker", "beat"):  # each warns, once, of the provider not set up
+        assert seen["logs"][process].count(f"{process}: timetochat: not configured") == 1
+        assert f"{process}: bytehand: not configured" not in seen["logs"][process]

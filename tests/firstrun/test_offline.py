@@ -34,6 +34,26 @@ def stranger_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def with_bytehand_sandbox(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the ByteHand simulator's account: a start's pre-start checks ask it."""
+    from dispatcher.localstack import BYTEHAND_ACCOUNT
+
+    return env | {
+        "DISPATCHER_BYTEHAND_ID": BYTEHAND_ACCOUNT.client_id,
+        "DISPATCHER_BYTEHAND_KEY": BYTEHAND_ACCOUNT.key,
+    }
+
+
+# Inside the namespace (its own loopback): the ByteHand simulator on its default port.
+START_SANDBOX = (
+    "dispatcher sandbox --only bytehand > sandbox.log 2>&1 &\n"
+    "python -c 'import socket, time\n"
+    "for _ in range(300):\n"
+    '    try: socket.create_connection(("127.0.0.1", 3800), 1).close(); break\n'
+    "    except OSError: time.sleep(0.1)'\n"
+)
+
+
 @pytest.fixture
 def recipients(tmp_path: Path) -> Path:
     path = tmp_path / "recipients.csv"
@@ -47,13 +67,15 @@ def test_start_kicks_the_feeder_on_our_broker(
     """`campaign start` with no AMQP broker on localhost exits 0; its tick waits on our Redis."""
     script = (
         "set -e\n"
-        f"dispatcher campaign create {recipients} --provider bytehand --sender SMSINFO"
+        + START_SANDBOX
+        + f"dispatcher campaign create {recipients} --provider bytehand --sender SMSINFO"
         " --text 'Bonjour {first_name}' --json > created.json\n"
         'id=$(python -c \'import json; print(json.load(open("created.json"))["id"])\')\n'
         "dispatcher campaign start $id\n"
         f"python -c '{_QUEUED_TASKS}'\n"
     )
-    result = offline(["sh", "-c", script], cwd=tmp_path, env=stranger_env(tmp_path))
+    env = with_bytehand_sandbox(stranger_env(tmp_path))
+    result = offline(["sh", "-c", script], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     started, queued = result.stdout.strip().splitlines()[-2:]
     assert started.endswith("now running")
