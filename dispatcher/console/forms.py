@@ -8,7 +8,6 @@ as UTC (without scripts the field says it is UTC). A ticked checkbox sends ``on`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +16,7 @@ from dispatcher import loader
 from dispatcher.errors import InputError
 from dispatcher.loader import CampaignSummary
 from dispatcher.runtime import Runtime
-from dispatcher.web.api import CampaignForm
+from dispatcher.web.api import CampaignForm, creation_options
 from dispatcher.web.bodies import Upload
 
 __all__ = [
@@ -30,8 +29,14 @@ __all__ = [
 ]
 
 _TIMES = ("start_at", "send_after", "validity")
-_SHOWN = ("provider", "text", "sender", "name", "phone_column", "smart_encoding", *_TIMES)
-_CAMPAIGN = ("provider", "sender", "text", "name", "phone_column", "region", "smart_encoding")
+_CHECKBOXES = ("smart_encoding", "any_time")
+_SHOWN = (
+    "provider", "text", "sender", "name", "phone_column", "send_window", "send_days",
+    *_CHECKBOXES, *_TIMES,
+)  # fmt: skip
+_CAMPAIGN = (
+    "provider", "sender", "text", "name", "phone_column", "region", "send_window", "send_days",
+)  # fmt: skip
 
 
 def local_time(value: str, zone: str) -> str:
@@ -53,21 +58,20 @@ def local_time(value: str, zone: str) -> str:
     return parsed.replace(tzinfo=where).isoformat()
 
 
-def _checkbox(fields: dict[str, str]) -> dict[str, str]:
-    ticked = fields.get("smart_encoding") in ("on", "true", "1")
-    return {"smart_encoding": "true"} if ticked else {}
+def _checkbox(fields: dict[str, str], names: tuple[str, ...] = _CHECKBOXES) -> dict[str, str]:
+    return {name: "true" for name in names if fields.get(name) in ("on", "true", "1")}
 
 
 def estimate_fields(fields: dict[str, str]) -> dict[str, str]:
     """The fields :class:`~dispatcher.web.estimates.EstimateForm` reads."""
     names = ("provider", "text", "phone_column", "region")
     kept: dict[str, str] = {k: fields[k] for k in names if k in fields}
-    return {**kept, **_checkbox(fields)}
+    return {**kept, **_checkbox(fields, ("smart_encoding",))}
 
 
 def campaign_fields(fields: dict[str, str]) -> dict[str, str]:
     """The fields of :class:`~dispatcher.web.api.CampaignForm`, times given their zone."""
-    kept = {k: fields[k] for k in _CAMPAIGN if k in fields and k != "smart_encoding"}
+    kept = {k: fields[k] for k in _CAMPAIGN if fields.get(k)}
     zone = fields.get("timezone", "UTC")
     times = {k: local_time(fields[k], zone) for k in _TIMES if fields.get(k)}
     return {**kept, **times, **_checkbox(fields)}
@@ -91,8 +95,6 @@ def message_of(exc: Exception, upload: Upload | None = None) -> str:
 
 def create_from(runtime: Runtime, upload: Upload, form: CampaignForm) -> CampaignSummary:
     """Store the draft (blocking: run it in a thread)."""
-    options: dict[str, Any] = form.model_dump(exclude={"text"})
+    options = creation_options(runtime.settings, form)
     options["name"] = form.name or upload.filename.rsplit(".", 1)[0]
-    return loader.create_campaign(
-        runtime.engine, runtime.settings, upload.path, template=form.text, **options
-    )
+    return loader.create_campaign(runtime.engine, runtime.settings, upload.path, **options)

@@ -68,6 +68,12 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "Empty: when you press Start.": "Vide : quand vous appuyez sur Démarrer.",
         "Send after": "Envoyer après",
         "Validity": "Validité",
+        "Sending window": "Plage d'envoi",
+        "Sending days": "Jours d'envoi",
+        "In each recipient's time zone. Empty: the configured hours.": (
+            "Dans le fuseau de chaque destinataire. Vide : les heures configurées."
+        ),
+        "Any time (transactional)": "À toute heure (transactionnel)",
         "Phone column": "Colonne de téléphone",
         "Empty: found by its name.": "Vide : trouvée par son nom.",
         "Replace typographic characters (smart encoding)": (

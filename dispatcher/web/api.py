@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, Va
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher import campaigns, loader, prestart
+from dispatcher.config import Settings
 from dispatcher.db import session_scope
 from dispatcher.errors import InputError
 from dispatcher.runtime import Runtime
@@ -137,6 +138,37 @@ def _kick(on_start: OnStart, campaign_id: int) -> bool:
     return True
 
 
+def creation_options(settings: Settings, form: CampaignForm) -> dict[str, Any]:
+    """The keyword arguments of :func:`loader.create_campaign` a campaign form gives: its
+    fields, and its quiet hours and opt-out mention with ``[audience]`` as the default (the
+    API and the console create through here)."""
+    return {
+        "provider": form.provider,
+        "sender": form.sender,
+        "template": form.text,
+        "name": form.name,
+        "start_at": form.start_at,
+        "send_after": form.send_after,
+        "validity": form.validity,
+        "phone_column": form.phone_column,
+        "region": form.region,
+        "smart_encoding": form.smart_encoding,
+        "encoding": form.encoding,
+        "send_rules": loader.default_send_rules(
+            settings,
+            any_time=form.any_time,
+            window=form.send_window,
+            days=form.send_days,
+            timezone=form.timezone,
+        ),
+        "append_optout": (
+            settings.audience.append_optout_mention
+            if form.append_optout is None
+            else form.append_optout
+        ),
+    }
+
+
 @router.post(
     "",
     status_code=201,
@@ -152,31 +184,9 @@ async def create(request: Request, response: Response, runtime: RuntimeDep) -> d
             runtime.engine,
             runtime.settings,
             upload.path,
-            provider=form.provider,
-            sender=form.sender,
-            template=form.text,
-            name=form.name,
-            start_at=form.start_at,
-            send_after=form.send_after,
-            validity=form.validity,
-            phone_column=form.phone_column,
-            region=form.region,
-            smart_encoding=form.smart_encoding,
-            encoding=form.encoding,
             rejects_path=None,
             progress=None,
-            send_rules=loader.default_send_rules(
-                runtime.settings,
-                any_time=form.any_time,
-                window=form.send_window,
-                days=form.send_days,
-                timezone=form.timezone,
-            ),
-            append_optout=(
-                runtime.settings.audience.append_optout_mention
-                if form.append_optout is None
-                else form.append_optout
-            ),
+            **creation_options(runtime.settings, form),
         )
         try:
             summary = await run_in_threadpool(call)
