@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from dispatcher.config import Settings
 from dispatcher.db import is_postgres
 from dispatcher.errors import InputError
+from dispatcher.fairshare import PRIORITIES
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
 from dispatcher.models import Campaign, Message, Suppression, utcnow
 from dispatcher.sources import keep_source
@@ -178,8 +179,11 @@ def create_campaign(
     rejects_path: Path | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
+    priority: str = "normal",
 ) -> CampaignSummary:
     """Store a draft campaign and one pending message per valid recipient, atomically."""
+    if priority not in PRIORITIES:
+        raise InputError(f"priority: one of {', '.join(PRIORITIES)}, not {priority!r}")
     if not sender.strip() or len(sender) > 50:
         raise InputError("sender: give the sender name or number (at most 50 characters)")
     when_start = parse_when(start_at, "start_at")
@@ -210,6 +214,7 @@ def create_campaign(
                 "start_at": when_start,
                 "send_after": when_send,
                 "validity": when_valid,
+                "priority": priority,
                 "estimate": {},
             },
         ).scalar_one()

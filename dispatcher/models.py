@@ -93,6 +93,8 @@ class Campaign(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     pause_reason: Mapped[str | None] = mapped_column(Text, default=None)
     paused_at: Mapped[datetime | None] = mapped_column(default=None)
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal")
+    """Its share of the account's budget beside other campaigns (:mod:`dispatcher.fairshare`)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -9,19 +9,21 @@ rows that the sweeper turns into ``in_doubt``, never back into ``queued``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dispatcher import campaigns, claims, tracking
 from dispatcher.backoff import short_retry
 from dispatcher.claims import ClaimedMessage
-from dispatcher.constants import BYTEHAND, TIMETOCHAT
+from dispatcher.constants import BYTEHAND, PROVIDERS, TICK_S, TIMETOCHAT
 from dispatcher.db import session_scope
 from dispatcher.errors import DispatcherError, ProviderError, RateLimiterUnavailable
+from dispatcher.fairshare import SEND_PATIENCE_S, Demand, account_room, deal
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.outcomes import Outcomes, plan_outcomes
 from dispatcher.providers.bytehand import OutgoingSms
@@ -50,11 +52,9 @@ Enqueue = Callable[[str, int, list[list[int]]], None]
 """``enqueue(provider, campaign_id, batches)``: hands claimed work to the broker."""
 
 
-def _window(runtime: Runtime, provider: str) -> int:
-    """How many messages of one campaign may be claimed at once: a few seconds of budget."""
-    dispatch = runtime.settings.dispatch
-    per_call = runtime.settings.bytehand.batch_size if provider == BYTEHAND else 1
-    return min(dispatch.feed_window * per_call, dispatch.calls_per_second * per_call * 3)
+def _per_call(runtime: Runtime, provider: str) -> int:
+    """Messages one provider call carries."""
+    return runtime.settings.bytehand.batch_size if provider == BYTEHAND else 1
 
 
 def _batches(ids: list[int], size: int) -> list[list[int]]:
@@ -62,8 +62,9 @@ def _batches(ids: list[int], size: int) -> list[list[int]]:
 
 
 def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
-    """One beat tick: start due campaigns, top up each running campaign's window, finish the
-    ones that are done. Returns messages enqueued per campaign."""
+    """One beat tick: start due campaigns, top up each account's share of the broker (one tick
+    of its budget, dealt over its campaigns by :mod:`dispatcher.fairshare`), finish the
+    campaigns that are done. Returns messages enqueued per campaign."""
     now = utcnow()
     fed: dict[int, int] = {}
     with session_scope(runtime.sessions) as session:
@@ -71,19 +72,63 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
         running = session.scalars(
             select(Campaign).where(Campaign.state == CampaignState.RUNNING)
         ).all()
+    for provider in PROVIDERS:
+        on_account = [campaign for campaign in running if campaign.provider == provider]
+        if on_account:
+            fed.update(_feed_account(runtime, enqueue, provider, on_account, now))
+    return fed
+
+
+def _feed_account(
+    runtime: Runtime,
+    enqueue: Enqueue,
+    provider: str,
+    running: Sequence[Campaign],
+    now: datetime,
+) -> dict[int, int]:
+    """Claim and enqueue what one account's campaigns may send in the next tick."""
+    per_call = _per_call(runtime, provider)
+    most = runtime.settings.dispatch.feed_window * per_call
+    with session_scope(runtime.sessions) as session:
+        in_flight = 0
+        demands = []
+        for campaign in running:
+            _expire_unsent(session, campaign, now)
+            in_flight += claims.in_flight(session, campaign.id)
+            due = _due_count(session, campaign.id, now, most)
+            demands.append(Demand(campaign.id, campaign.priority, math.ceil(due / per_call)))
+    room = account_room(
+        calls_per_tick=int(runtime.settings.dispatch.calls_per_second * TICK_S),
+        messages_in_flight=in_flight,
+        per_call=per_call,
+    )
+    shares = deal(now, room, demands)
+    fed: dict[int, int] = {}
     for campaign in running:
         with session_scope(runtime.sessions) as session:
-            _expire_unsent(session, campaign, now)
-            room = _window(runtime, campaign.provider) - claims.in_flight(session, campaign.id)
-            claimed = claims.claim_window(session, campaign, room, now)
+            claimed = claims.claim_window(session, campaign, shares[campaign.id] * per_call, now)
         if claimed:
-            size = runtime.settings.bytehand.batch_size if campaign.provider == BYTEHAND else 1
-            enqueue(campaign.provider, campaign.id, _batches(claimed, size))
+            enqueue(provider, campaign.id, _batches(claimed, per_call))
             fed[campaign.id] = len(claimed)
         else:
             with session_scope(runtime.sessions) as session:
                 campaigns.finish_if_done(session, campaign.id, now)
     return fed
+
+
+def _due_count(session: Session, campaign_id: int, now: datetime, most: int) -> int:
+    """How many of a campaign's pending messages are due to send, counting up to ``most``."""
+    due = (
+        select(Message.id)
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.state == M.PENDING,
+            or_(Message.not_before.is_(None), Message.not_before <= now),
+        )
+        .limit(most)
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(due)) or 0)
 
 
 def _expire_unsent(session: Session, campaign: Campaign, now: datetime) -> None:
@@ -120,6 +165,14 @@ def _claim(
         return campaign, claims.claim_for_send(session, message_ids, now)
 
 
+def _give_back(runtime: Runtime, message_ids: Sequence[int]) -> int:
+    """No slot of the account soon: the recipients go back to the feeder (``pending``) and
+    the thread to other work; the next tick feeds them again. Nothing sent."""
+    with session_scope(runtime.sessions) as session:
+        claims.release(session, message_ids, utcnow())
+    return 0
+
+
 def record_outcomes(runtime: Runtime, campaign_id: int, outcomes: Outcomes) -> None:
     """Record what each recipient's answer means (also the SMPP gateway's way to record)."""
     now = utcnow()
@@ -148,7 +201,9 @@ def _call(
 
 def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> int:
     """Send one ``send_multi`` batch; each recipient succeeds, fails or retries on its own."""
-    with runtime.limiter(BYTEHAND).reserved("send"):
+    with runtime.limiter(BYTEHAND).reserved("send", patience_s=SEND_PATIENCE_S) as turn:
+        if not turn:
+            return _give_back(runtime, message_ids)
         campaign, claimed = _claim(runtime, campaign_id, message_ids)
         if campaign is None or not claimed:
             return 0
@@ -170,7 +225,9 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
 
 def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
     """Send one TimeToChat message, carrying our ``extRef`` so any report can find it."""
-    with runtime.limiter(TIMETOCHAT).reserved("send"):
+    with runtime.limiter(TIMETOCHAT).reserved("send", patience_s=SEND_PATIENCE_S) as turn:
+        if not turn:
+            return _give_back(runtime, [message_id])
         campaign, claimed = _claim(runtime, campaign_id, [message_id])
         if campaign is None or not claimed:
             return 0

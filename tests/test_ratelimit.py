@@ -155,6 +155,19 @@ def test_an_unspent_reservation_is_given_back(redis_client: redis.Redis, redis_u
     assert _granted(limiter, "send")
 
 
+def test_a_reservation_with_patience_gives_up_on_a_full_account(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """No slot within the patience: ``False`` soon, nothing held, instead of a long wait."""
+    limiter = FleetLimiter(redis_url, "patient", calls_per_second=1)
+    limiter.complete(limiter.wait_turn("send"))
+    started = time.monotonic()
+    with limiter.reserved("send", patience_s=0.2) as turn:
+        assert turn is False
+    assert time.monotonic() - started < 0.6
+    assert _entries(redis_client, "patient") == 1
+
+
 def test_reserving_without_redis_leaves_the_call_to_fail_closed() -> None:
     """No Redis: nothing reserved, and the call itself is refused as before."""
     limiter = FleetLimiter(
