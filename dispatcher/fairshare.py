@@ -2,11 +2,13 @@
 
 Two rules keep every account at its own budget, whatever the number of accounts and campaigns:
 
-* **Per account, one tick of budget on the broker.** The feeder tops an account's queued work
-  up to what its limiter lets through in the next tick, never more. A send queue that holds
-  seconds of one account's work makes every worker thread wait on that account's limiter while
-  another account's queue waits behind it (workers read the send queues in order); a queue that
-  holds one tick empties every tick, so every queue is read every tick.
+* **Per account, about one tick of budget on the broker.** The feeder tops an account's queued
+  work up to what its limiter lets through in the next tick and a half, never more. A send
+  queue that holds seconds of one account's work makes every worker thread wait on that
+  account's limiter while another account's queue waits behind it (workers read the queues
+  in order); a queue that holds about one tick empties every tick, and a send that gets no
+  slot within :data:`SEND_PATIENCE_S` gives its recipients back to the feeder, so every queue
+  is read every tick.
 * **Per campaign, a weighted round-robin of that tick.** An account's free calls are dealt out
   one at a time over its campaigns (smooth weighted round-robin: ``high`` gets four calls for
   ``normal``'s two and ``low``'s one), skipping a campaign that has nothing more to send, so
@@ -27,6 +29,7 @@ from typing import Final
 from dispatcher.constants import TICK_S
 
 __all__ = [
+    "FEED_HORIZON_TICKS",
     "PRIORITIES",
     "PRIORITY_WEIGHTS",
     "SEND_PATIENCE_S",
@@ -39,6 +42,11 @@ PRIORITY_WEIGHTS: Final = {"high": 4, "normal": 2, "low": 1}
 """A campaign's share of its account's budget relative to the other campaigns on it."""
 
 PRIORITIES: Final = tuple(PRIORITY_WEIGHTS)
+
+FEED_HORIZON_TICKS: Final = 1.5
+"""How much of an account's budget the feeder keeps queued, in ticks: a little more than one,
+since the beat's tick comes late under load and an account whose queue ran dry before it
+lost the difference (18.0 TimeToChat sends/s with exactly one tick)."""
 
 SEND_PATIENCE_S: Final = TICK_S / 2
 """The longest a send waits for its account's slot before handing its recipients back to the

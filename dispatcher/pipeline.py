@@ -23,7 +23,7 @@ from dispatcher.claims import ClaimedMessage
 from dispatcher.constants import BYTEHAND, PROVIDERS, TICK_S, TIMETOCHAT
 from dispatcher.db import session_scope
 from dispatcher.errors import DispatcherError, ProviderError, RateLimiterUnavailable
-from dispatcher.fairshare import SEND_PATIENCE_S, Demand, account_room, deal
+from dispatcher.fairshare import FEED_HORIZON_TICKS, SEND_PATIENCE_S, Demand, account_room, deal
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.outcomes import Outcomes, plan_outcomes
 from dispatcher.providers.bytehand import OutgoingSms
@@ -88,20 +88,23 @@ def _feed_account(
 ) -> dict[int, int]:
     """Claim and enqueue what one account's campaigns may send in the next tick."""
     per_call = _per_call(runtime, provider)
-    most = runtime.settings.dispatch.feed_window * per_call
     with session_scope(runtime.sessions) as session:
-        in_flight = 0
-        demands = []
         for campaign in running:
             _expire_unsent(session, campaign, now)
-            in_flight += claims.in_flight(session, campaign.id)
-            due = _due_count(session, campaign.id, now, most)
-            demands.append(Demand(campaign.id, campaign.priority, math.ceil(due / per_call)))
-    room = account_room(
-        calls_per_tick=int(runtime.settings.dispatch.calls_per_second * TICK_S),
-        messages_in_flight=in_flight,
-        per_call=per_call,
-    )
+        in_flight = sum(claims.in_flight(session, campaign.id) for campaign in running)
+        room = account_room(
+            calls_per_tick=int(
+                runtime.settings.dispatch.calls_per_second * TICK_S * FEED_HORIZON_TICKS
+            ),
+            messages_in_flight=in_flight,
+            per_call=per_call,
+        )
+        # Counting a large campaign's whole backlog each tick slowed the tick itself.
+        most = min(room, runtime.settings.dispatch.feed_window) * per_call
+        demands = [
+            Demand(c.id, c.priority, math.ceil(_due_count(session, c.id, now, most) / per_call))
+            for c in running
+        ]
     shares = deal(now, room, demands)
     fed: dict[int, int] = {}
     for campaign in running:

@@ -11,7 +11,12 @@ Reliability choices, each against a known failure of Celery on Redis:
   strands a few batches, not dozens, and the fleet shares work evenly.
 * ``visibility_timeout`` of an hour, longer than any task: a slow task is not redelivered to a
   second worker while the first still runs it.
-* Queues read by priority: ``default`` (the 1 s tick), then sends, then ``status`` (polls).
+* Queues read by priority: ``default`` (the 1 s tick), ``send.timetochat``, ``status`` (polls),
+  then ``send.bytehand``. Each queue but the last holds at most a tick of bounded work (the
+  feeder queues one tick of each account's budget, polls are bounded per tick), so it empties
+  every tick and the last always gets the threads left; put first, a ByteHand backlog the
+  fleet could not empty kept every thread, and a TimeToChat campaign beside it made 0.6
+  sends/s (see :mod:`dispatcher.fairshare`).
 * No ETA or countdown tasks for scheduling: start times, backoffs and polls live in the database
   (``start_at``, ``not_before``, ``next_poll_at``) and the beat ticks below move what is due.
 """
@@ -54,16 +59,16 @@ def create_app() -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
-        # Queues are read in the order a worker lists them (fleet.ALL_QUEUES, the Procfile):
-        # the quick beat work first, then sends, then polls, so polling never holds back a
-        # campaign and the tick that feeds it is never stuck behind a backlog.
+        # Queues are read in the order a worker lists them (constants.QUEUES, the Procfile):
+        # the quick beat work first, then the queues bounded per tick, the ByteHand batches
+        # last, so no backlog holds back the tick, another account or the polls.
         broker_transport_options={"visibility_timeout": 3600, "queue_order_strategy": "priority"},
         result_backend_transport_options={"visibility_timeout": 3600},
         task_default_queue=QUEUE_DEFAULT,
         task_queues=[
-            Queue(QUEUE_SEND_BYTEHAND),
             Queue(QUEUE_SEND_TIMETOCHAT),
             Queue(QUEUE_STATUS),
+            Queue(QUEUE_SEND_BYTEHAND),
             Queue(QUEUE_DEFAULT),
         ],
         task_routes={
