@@ -21,10 +21,9 @@ of an uneven split does not always go to the same campaign).
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from dispatcher.constants import TICK_S
 
@@ -34,9 +33,11 @@ __all__ = [
     "PRIORITY_WEIGHTS",
     "SEND_PATIENCE_S",
     "Demand",
-    "account_room",
     "deal",
+    "interleave",
 ]
+
+T = TypeVar("T")
 
 PRIORITY_WEIGHTS: Final = {"high": 4, "normal": 2, "low": 1}
 """A campaign's share of its account's budget relative to the other campaigns on it."""
@@ -55,35 +56,48 @@ feeder and its worker thread to the next task (perhaps another account's)."""
 
 @dataclasses.dataclass(frozen=True)
 class Demand:
-    """One running campaign of an account: its priority and how many calls it could make now."""
+    """One running campaign of an account: its priority, how many more calls it could make now
+    and how many of its calls are already on the broker."""
 
     campaign_id: int
     priority: str
     calls_wanted: int
+    calls_in_flight: int = 0
 
 
-def account_room(*, calls_per_tick: int, messages_in_flight: int, per_call: int) -> int:
-    """Calls an account may have queued now: one tick of budget less what is already on the
-    broker (``queued`` or ``sending`` messages, ``per_call`` of them to a call)."""
-    calls_in_flight = math.ceil(messages_in_flight / per_call)
-    return max(0, calls_per_tick - calls_in_flight)
+def deal(now: datetime, budget: int, demands: Sequence[Demand]) -> dict[int, int]:
+    """Calls each campaign may add to the broker: calls granted per campaign id.
 
-
-def deal(now: datetime, room: int, demands: Sequence[Demand]) -> dict[int, int]:
-    """Deal ``room`` calls over the campaigns by priority weight: calls granted per campaign id.
-
-    A campaign never gets more than it wants; what it leaves goes to the others. The order of
+    ``budget`` (the account's calls for the next tick) is dealt over the campaigns by priority
+    weight, each share counting what the campaign already has on the broker, so the split holds
+    however little room a tick has (dealing only the room left anew each tick favoured the
+    smaller weight). A campaign never gets more than it wants; what it leaves goes to the
+    others; the account never has more than ``budget`` calls on the broker. The order of
     equal claims rotates with the second of ``now``.
     """
-    wanting = sorted((d for d in demands if d.calls_wanted > 0), key=lambda d: d.campaign_id)
-    granted = {d.campaign_id: 0 for d in demands}
-    if not wanting:
-        return granted
-    shift = int(now.timestamp()) % len(wanting)
-    wanting = wanting[shift:] + wanting[:shift]
-    credit = {d.campaign_id: 0 for d in wanting}
-    for _ in range(room):
-        open_ = [d for d in wanting if granted[d.campaign_id] < d.calls_wanted]
+    capacity = {d.campaign_id: d.calls_in_flight + d.calls_wanted for d in demands}
+    share = _weighted_shares(now, budget, demands, capacity)
+    room = max(0, budget - sum(d.calls_in_flight for d in demands))
+    granted = {d.campaign_id: max(0, share[d.campaign_id] - d.calls_in_flight) for d in demands}
+    while sum(granted.values()) > room:  # a campaign over its share leaves less room
+        largest = max(granted, key=lambda campaign_id: granted[campaign_id])
+        granted[largest] -= 1
+    return granted
+
+
+def _weighted_shares(
+    now: datetime, budget: int, demands: Sequence[Demand], capacity: Mapping[int, int]
+) -> dict[int, int]:
+    """Smooth weighted round-robin of ``budget`` units, none beyond a campaign's capacity."""
+    ordered = sorted(demands, key=lambda d: d.campaign_id)
+    share = {d.campaign_id: 0 for d in demands}
+    if not ordered:
+        return share
+    shift = int(now.timestamp()) % len(ordered)
+    ordered = ordered[shift:] + ordered[:shift]
+    credit = {d.campaign_id: 0 for d in ordered}
+    for _ in range(budget):
+        open_ = [d for d in ordered if share[d.campaign_id] < capacity[d.campaign_id]]
         if not open_:
             break
         total = sum(PRIORITY_WEIGHTS[d.priority] for d in open_)
@@ -91,5 +105,21 @@ def deal(now: datetime, room: int, demands: Sequence[Demand]) -> dict[int, int]:
             credit[demand.campaign_id] += PRIORITY_WEIGHTS[demand.priority]
         chosen = max(open_, key=lambda d: credit[d.campaign_id])  # first of equals wins
         credit[chosen.campaign_id] -= total
-        granted[chosen.campaign_id] += 1
-    return granted
+        share[chosen.campaign_id] += 1
+    return share
+
+
+def interleave(work: Mapping[int, Sequence[T]]) -> list[tuple[int, T]]:
+    """Each campaign's tasks spread evenly through the tick's queue, in proportion to its share.
+
+    Workers take a queue's tasks in order and the last of a tick may find the account's budget
+    spent (and be handed back): enqueued one campaign after the other, the later campaign lost
+    them every tick (11.9 against 6.9 sends/s for two equal campaigns).
+    """
+    placed = [
+        ((index + 0.5) / len(tasks), campaign_id, task)
+        for campaign_id, tasks in work.items()
+        for index, task in enumerate(tasks)
+    ]
+    placed.sort(key=lambda item: (item[0], item[1]))
+    return [(campaign_id, task) for _, campaign_id, task in placed]

@@ -23,7 +23,13 @@ from dispatcher.claims import ClaimedMessage
 from dispatcher.constants import BYTEHAND, PROVIDERS, TICK_S, TIMETOCHAT
 from dispatcher.db import session_scope
 from dispatcher.errors import DispatcherError, ProviderError, RateLimiterUnavailable
-from dispatcher.fairshare import FEED_HORIZON_TICKS, SEND_PATIENCE_S, Demand, account_room, deal
+from dispatcher.fairshare import (
+    FEED_HORIZON_TICKS,
+    SEND_PATIENCE_S,
+    Demand,
+    deal,
+    interleave,
+)
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.outcomes import Outcomes, plan_outcomes
 from dispatcher.providers.bytehand import OutgoingSms
@@ -91,32 +97,31 @@ def _feed_account(
     with session_scope(runtime.sessions) as session:
         for campaign in running:
             _expire_unsent(session, campaign, now)
-        in_flight = sum(claims.in_flight(session, campaign.id) for campaign in running)
-        room = account_room(
-            calls_per_tick=int(
-                runtime.settings.dispatch.calls_per_second * TICK_S * FEED_HORIZON_TICKS
-            ),
-            messages_in_flight=in_flight,
-            per_call=per_call,
-        )
+        budget = int(runtime.settings.dispatch.calls_per_second * TICK_S * FEED_HORIZON_TICKS)
         # Counting a large campaign's whole backlog each tick slowed the tick itself.
-        most = min(room, runtime.settings.dispatch.feed_window) * per_call
+        most = min(budget, runtime.settings.dispatch.feed_window) * per_call
         demands = [
-            Demand(c.id, c.priority, math.ceil(_due_count(session, c.id, now, most) / per_call))
+            Demand(
+                c.id,
+                c.priority,
+                calls_wanted=math.ceil(_due_count(session, c.id, now, most) / per_call),
+                calls_in_flight=math.ceil(claims.in_flight(session, c.id) / per_call),
+            )
             for c in running
         ]
-    shares = deal(now, room, demands)
-    fed: dict[int, int] = {}
+    shares = deal(now, budget, demands)
+    claimed: dict[int, list[list[int]]] = {}
     for campaign in running:
         with session_scope(runtime.sessions) as session:
-            claimed = claims.claim_window(session, campaign, shares[campaign.id] * per_call, now)
-        if claimed:
-            enqueue(provider, campaign.id, _batches(claimed, per_call))
-            fed[campaign.id] = len(claimed)
+            ids = claims.claim_window(session, campaign, shares[campaign.id] * per_call, now)
+        if ids:
+            claimed[campaign.id] = _batches(ids, per_call)
         else:
             with session_scope(runtime.sessions) as session:
                 campaigns.finish_if_done(session, campaign.id, now)
-    return fed
+    for campaign_id, batch in interleave(claimed):
+        enqueue(provider, campaign_id, [batch])
+    return {cid: sum(len(batch) for batch in batches) for cid, batches in claimed.items()}
 
 
 def _due_count(session: Session, campaign_id: int, now: datetime, most: int) -> int:

@@ -6,27 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher.fairshare import Demand, account_room, deal
+from dispatcher.fairshare import Demand, deal, interleave
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("calls_per_tick", "in_flight", "per_call", "expected"),
-    [
-        (20, 0, 1, 20),  # an idle account: one tick of budget
-        (20, 5, 1, 15),  # five messages still on the broker
-        (20, 25, 1, 0),  # more on the broker than a tick: nothing more
-        (20, 150, 100, 18),  # a half batch in flight still takes a call
-        (20, 2000, 100, 0),
-    ],
-)
-def test_account_room(calls_per_tick: int, in_flight: int, per_call: int, expected: int) -> None:
-    """An account's queued calls never exceed one tick of its budget."""
-    room = account_room(
-        calls_per_tick=calls_per_tick, messages_in_flight=in_flight, per_call=per_call
-    )
-    assert room == expected
 
 
 @pytest.mark.parametrize(
@@ -46,6 +28,11 @@ def test_account_room(calls_per_tick: int, in_flight: int, per_call: int, expect
         (0, [Demand(1, "normal", 10)], {1: 0}),
         (20, [Demand(1, "normal", 0)], {1: 0}),
         (20, [], {}),
+        # Shares count what is on the broker: high has its 16, low gets its 4.
+        (20, [Demand(1, "high", 100, 16), Demand(2, "low", 100, 0)], {1: 0, 2: 4}),
+        # One tick's budget at most on the broker, even when a campaign is over its share.
+        (20, [Demand(1, "normal", 100, 15), Demand(2, "normal", 100, 0)], {1: 0, 2: 5}),
+        (20, [Demand(1, "normal", 100, 25), Demand(2, "normal", 100, 0)], {1: 0, 2: 0}),
         # A low campaign still gets its turn beside many high ones.
         (9, [Demand(1, "high", 99), Demand(2, "high", 99), Demand(3, "low", 99)],
          {1: 4, 2: 4, 3: 1}),
@@ -66,3 +53,21 @@ def test_deal_rotates_the_odd_call() -> None:
         if calls
     }
     assert winners == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("work", "expected"),
+    [
+        ({1: ["a", "b"], 2: ["x", "y"]}, [(1, "a"), (2, "x"), (1, "b"), (2, "y")]),
+        # Four to one: the smaller share sits in the middle, not at the end.
+        (
+            {1: ["a", "b", "c", "d"], 2: ["x"]},
+            [(1, "a"), (1, "b"), (2, "x"), (1, "c"), (1, "d")],
+        ),
+        ({1: ["a"], 2: []}, [(1, "a")]),
+        ({}, []),
+    ],
+)
+def test_interleave(work: dict[int, list[str]], expected: list[tuple[int, str]]) -> None:
+    """A tick's tasks alternate between campaigns in proportion, in each one's own order."""
+    assert interleave(work) == expected

@@ -47,7 +47,9 @@ def _timetochat_rates(stack: LocalStack, campaign_ids: list[int]) -> tuple[float
         campaign = (entry.ext_ref or "").partition("-")[0].removeprefix("c")
         if campaign in streams:
             streams[campaign].append(entry.accepted_at.timestamp())
-    seconds, rates = rates_over_overlap({name: sorted(t) for name, t in streams.items()})
+    seconds, rates = rates_over_overlap(
+        {name: sorted(t) for name, t in streams.items()}, drop_last_s=2.0
+    )
     return seconds, [rates[str(cid)] for cid in campaign_ids]
 
 
