@@ -6,13 +6,17 @@ ten seconds, so the campaign must last well beyond ten), then the same
 worker count running the naive ``rate_limit="20/s"`` task (bench/naive_app.py) for 600
 TimeToChat sends. Figures come from the simulators' ledgers and statistics.
 
+The "two providers at once" row: the TimeToChat and ByteHand campaigns started together on two
+workers; each account's accepted messages/s over the seconds both sent (goal: TimeToChat ≥ 19).
+
 The SMPP row: a TimeToChat campaign of ``--smpp`` recipients over the SMPP transport (two
 workers feeding, one gateway) against the independent peer (tests/smpp/peer, Node.js), judged
 by the peer's ledger: sustained submits/s over the busiest ten seconds (goal 19.8 of 20), the
 most requests in any one second, and the refusals (ESME_RTHROTTLED). Prints JSON.
 
     .venv/bin/python bench/throughput.py [--workers 1 2 4] [--ttc 600] [--bytehand 40000]
-                                         [--smpp 600]   (--workers with no value: SMPP only)
+                                         [--smpp 600] [--no-both]
+                                         (--workers with no value: SMPP and both rows only)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dispatcher.demo import generate_recipients  # noqa: E402
 from dispatcher.loader import create_campaign  # noqa: E402
 from dispatcher.localstack import TIMETOCHAT_ACCOUNT, LocalStack, StackOptions  # noqa: E402
 from dispatcher.sandbox import Lifecycle  # noqa: E402
+from dispatcher.sandbox.ratewindow import rates_over_overlap  # noqa: E402
 from tests.smpp.peer_process import install_peer, running_peer  # noqa: E402
 
 
@@ -70,6 +75,47 @@ def run_ours(directory: Path, workers: int, ttc: int, bytehand: int) -> dict[str
                 "wall_s": round(time.monotonic() - started, 1),
             }
     return results
+
+
+def run_two_providers(directory: Path, ttc: int, bytehand: int) -> dict[str, Any]:
+    """Both accounts at once on two workers: a ByteHand campaign of ``bytehand`` recipients and
+    a TimeToChat one of ``ttc`` started together; each account's accepted messages/s over the
+    seconds both were sending (goal: TimeToChat ≥ 19 of 20)."""
+    options = StackOptions(workers=2, lifecycle=Lifecycle(0.2, 0.3))
+    ids: dict[str, int] = {}
+    with LocalStack(directory, options) as stack:
+        for provider, rows, sender in (
+            ("bytehand", bytehand, "SMSINFO"),
+            ("timetochat", ttc, TIMETOCHAT_ACCOUNT.senders[0]),
+        ):
+            path = generate_recipients(directory / f"{provider}.csv", rows, seed=rows + 1)
+            ids[provider] = create_campaign(
+                stack.runtime.engine, stack.settings, path, provider=provider,
+                sender=sender, template="Bonjour {first_name}", name=f"bench both {provider}",
+            ).id  # fmt: skip
+        for campaign_id in ids.values():
+            stack.start_campaign(campaign_id)
+        _wait_sent(stack, [ids["timetochat"]], timeout=900)
+        streams = {
+            provider: sorted(entry.accepted_at.timestamp() for entry in sandbox.ledger)
+            for provider, sandbox in (
+                ("bytehand", stack.bytehand),
+                ("timetochat", stack.timetochat),
+            )
+        }
+        refused = {
+            "bytehand": next(iter(stack.bytehand.stats().values())).rate_limited,
+            "timetochat": next(iter(stack.timetochat.stats().values())).rate_limited,
+        }
+    seconds, rates = rates_over_overlap(streams)
+    return {
+        "overlap_s": round(seconds, 1),
+        "timetochat_messages_per_s": round(rates["timetochat"], 2),
+        "bytehand_messages_per_s": round(rates["bytehand"], 1),
+        "bytehand_calls_per_s": round(rates["bytehand"] / 100, 2),
+        "goal_timetochat_per_s": 19,
+        "refused_rate_limited": refused,
+    }
 
 
 def run_naive(directory: Path, workers: int, ttc: int) -> dict[str, Any]:
@@ -164,6 +210,10 @@ def main() -> None:
     parser.add_argument("--ttc", type=int, default=600)
     parser.add_argument("--bytehand", type=int, default=40000)
     parser.add_argument("--smpp", type=int, default=600, help="0: no SMPP row")
+    parser.add_argument(
+        "--both", action=argparse.BooleanOptionalAction, default=True,
+        help="the two-providers-at-once row (--ttc TimeToChat beside --bytehand ByteHand)",
+    )  # fmt: skip
     args = parser.parse_args()
     results: dict[str, Any] = {"ours": {}, "celery_rate_limit": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,6 +230,10 @@ def main() -> None:
                     }
                 ),
                 file=sys.stderr,
+            )
+        if args.both:
+            results["two_providers_at_once"] = run_two_providers(
+                Path(tmp) / "both", args.ttc, args.bytehand
             )
         if args.smpp:
             results["smpp"] = run_smpp(Path(tmp) / "smpp", args.smpp)

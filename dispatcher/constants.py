@@ -35,8 +35,9 @@ QUEUE_SEND_BYTEHAND: Final = "send.bytehand"
 QUEUE_SEND_TIMETOCHAT: Final = "send.timetochat"
 QUEUE_STATUS: Final = "status"
 QUEUE_DEFAULT: Final = "default"
-QUEUES: Final = (QUEUE_DEFAULT, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS)
-"""Every queue, in the order workers read them (see ``broker_transport_options``)."""
+QUEUES: Final = (QUEUE_DEFAULT, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS, QUEUE_SEND_BYTEHAND)
+"""Every queue, in the order workers read them (see ``broker_transport_options``): the queues
+whose work per tick is bounded first, ByteHand's batches, which can outlast the fleet, last."""
 
 REDIS_PREFIX: Final = "dispatcher"
 

@@ -20,16 +20,11 @@ from types import TracebackType
 import httpx
 
 from dispatcher import pidfiles
-from dispatcher.constants import (
-    QUEUE_DEFAULT,
-    QUEUE_SEND_BYTEHAND,
-    QUEUE_SEND_TIMETOCHAT,
-    QUEUE_STATUS,
-)
+from dispatcher.constants import QUEUES
 
 __all__ = ["Fleet", "beat_command", "web_command", "worker_command"]
 
-ALL_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_SEND_BYTEHAND, QUEUE_SEND_TIMETOCHAT, QUEUE_STATUS))
+ALL_QUEUES = ",".join(QUEUES)
 """In priority order: see ``broker_transport_options`` in :mod:`workers.app`."""
 
 

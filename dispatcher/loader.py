@@ -37,6 +37,7 @@ from dispatcher.config import Settings
 from dispatcher.constants import BYTEHAND
 from dispatcher.db import is_postgres
 from dispatcher.errors import InputError
+from dispatcher.fairshare import PRIORITIES
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
 from dispatcher.keywords import has_optout_mention, with_optout_mention
 from dispatcher.models import Campaign, Message, utcnow
@@ -257,11 +258,14 @@ def create_campaign(
     now: datetime | None = None,
     send_rules: SendRules | None = None,
     append_optout: bool = False,
+    priority: str = "normal",
 ) -> CampaignSummary:
     """Store a draft campaign and one pending message per valid recipient, atomically.
 
     ``send_rules``: the campaign's quiet hours, ``None`` for any time (the CLI and the API
     default to ``[audience]``: :func:`default_send_rules`)."""
+    if priority not in PRIORITIES:
+        raise InputError(f"priority: one of {', '.join(PRIORITIES)}, not {priority!r}")
     if not sender.strip() or len(sender) > 50:
         raise InputError("sender: give the sender name or number (at most 50 characters)")
     when_start = parse_when(start_at, "start_at")
@@ -295,6 +299,7 @@ def create_campaign(
                 "start_at": when_start,
                 "send_after": when_send,
                 "validity": when_valid,
+                "priority": priority,
                 "estimate": {},
                 "send_rules": send_rules.to_json() if send_rules is not None else None,
             },

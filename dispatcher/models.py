@@ -96,6 +96,8 @@ class Campaign(Base):
     paused_at: Mapped[datetime | None] = mapped_column(default=None)
     send_rules: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     """Quiet hours (:class:`dispatcher.windows.SendRules` as JSON); ``None``: any time."""
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal")
+    """Its share of the account's budget beside other campaigns (:mod:`dispatcher.fairshare`)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

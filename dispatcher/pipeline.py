@@ -9,21 +9,29 @@ rows that the sweeper turns into ``in_doubt``, never back into ``queued``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dispatcher import campaigns, claims, gates, prestart, suppressions, tracking
 from dispatcher.backoff import recording_retry, short_retry
 from dispatcher.claims import ClaimedMessage
-from dispatcher.constants import BYTEHAND, TIMETOCHAT
+from dispatcher.constants import BYTEHAND, PROVIDERS, TICK_S, TIMETOCHAT
 from dispatcher.db import session_scope
 from dispatcher.errors import DispatcherError, ProviderError, RateLimiterUnavailable
+from dispatcher.fairshare import (
+    FEED_HORIZON_TICKS,
+    SEND_PATIENCE_S,
+    Demand,
+    deal,
+    interleave,
+)
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.outcomes import Outcomes, plan_outcomes
 from dispatcher.providers.bytehand import OutgoingSms
@@ -53,11 +61,9 @@ Enqueue = Callable[[str, int, list[list[int]]], None]
 """``enqueue(provider, campaign_id, batches)``: hands claimed work to the broker."""
 
 
-def _window(runtime: Runtime, provider: str) -> int:
-    """How many messages of one campaign may be claimed at once: a few seconds of budget."""
-    dispatch = runtime.settings.dispatch
-    per_call = runtime.settings.bytehand.batch_size if provider == BYTEHAND else 1
-    return min(dispatch.feed_window * per_call, dispatch.calls_per_second * per_call * 3)
+def _per_call(runtime: Runtime, provider: str) -> int:
+    """Messages one provider call carries."""
+    return runtime.settings.bytehand.batch_size if provider == BYTEHAND else 1
 
 
 PROVIDERS_HOLDING_SEND_AFTER = frozenset({BYTEHAND})
@@ -84,8 +90,9 @@ def _batches(ids: list[int], size: int) -> list[list[int]]:
 
 
 def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
-    """One beat tick: start due campaigns, top up each running campaign's window, finish the
-    ones that are done. Returns messages enqueued per campaign."""
+    """One beat tick: start due campaigns, top up each account's share of the broker (one tick
+    of its budget, dealt over its campaigns by :mod:`dispatcher.fairshare`), finish the
+    campaigns that are done. Returns messages enqueued per campaign."""
     now = utcnow()
     fed: dict[int, int] = {}
     passed = _check_due(runtime, now)
@@ -94,22 +101,68 @@ def feed(runtime: Runtime, enqueue: Enqueue) -> dict[int, int]:
         running = session.scalars(
             select(Campaign).where(Campaign.state == CampaignState.RUNNING)
         ).all()
+    for provider in PROVIDERS:
+        on_account = [campaign for campaign in running if campaign.provider == provider]
+        if on_account:
+            fed.update(_feed_account(runtime, enqueue, provider, on_account, now))
+    return fed
+
+
+def _feed_account(
+    runtime: Runtime,
+    enqueue: Enqueue,
+    provider: str,
+    running: Sequence[Campaign],
+    now: datetime,
+) -> dict[int, int]:
+    """Claim and enqueue what one account's campaigns may send in the next tick."""
+    per_call = _per_call(runtime, provider)
+    with session_scope(runtime.sessions) as session:
+        for campaign in running:
+            _expire_unsent(session, campaign, now)
+        budget = int(runtime.settings.dispatch.calls_per_second * TICK_S * FEED_HORIZON_TICKS)
+        # Counting a large campaign's whole backlog each tick slowed the tick itself.
+        most = min(budget, runtime.settings.dispatch.feed_window) * per_call
+        demands = [
+            Demand(
+                c.id,
+                c.priority,
+                calls_wanted=math.ceil(_due_count(session, c.id, now, most) / per_call),
+                calls_in_flight=math.ceil(claims.in_flight(session, c.id) / per_call),
+            )
+            for c in running
+        ]
+    shares = deal(now, budget, demands)
+    claimed: dict[int, list[list[int]]] = {}
     for campaign in running:
         if _held(campaign, now):
             continue
         with session_scope(runtime.sessions) as session:
-            _expire_unsent(session, campaign, now)
-            room = _window(runtime, campaign.provider) - claims.in_flight(session, campaign.id)
-            claimed = claims.claim_window(session, campaign, room, now)
-            claimed = gates.screen(session, campaign, claimed, _scope(runtime, campaign), now)
-        if claimed:
-            size = runtime.settings.bytehand.batch_size if campaign.provider == BYTEHAND else 1
-            enqueue(campaign.provider, campaign.id, _batches(claimed, size))
-            fed[campaign.id] = len(claimed)
+            ids = claims.claim_window(session, campaign, shares[campaign.id] * per_call, now)
+            ids = gates.screen(session, campaign, ids, _scope(runtime, campaign), now)
+        if ids:
+            claimed[campaign.id] = _batches(ids, per_call)
         else:
             with session_scope(runtime.sessions) as session:
                 campaigns.finish_if_done(session, campaign.id, now)
-    return fed
+    for campaign_id, batch in interleave(claimed):
+        enqueue(provider, campaign_id, [batch])
+    return {cid: sum(len(batch) for batch in batches) for cid, batches in claimed.items()}
+
+
+def _due_count(session: Session, campaign_id: int, now: datetime, most: int) -> int:
+    """How many of a campaign's pending messages are due to send, counting up to ``most``."""
+    due = (
+        select(Message.id)
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.state == M.PENDING,
+            or_(Message.not_before.is_(None), Message.not_before <= now),
+        )
+        .limit(most)
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(due)) or 0)
 
 
 def _check_due(runtime: Runtime, now: datetime) -> list[int]:
@@ -262,17 +315,20 @@ def _call(
 
 
 def _reserve(runtime: Runtime, provider: str, stack: ExitStack, message_ids: Sequence[int]) -> bool:
-    """A slot of the provider's budget, held by ``stack``, before claiming. Without one (the
-    limiter is down) the task's recipients go back to the feeder unclaimed: the outage costs
-    time, never an attempt."""
+    """A slot of the provider's budget, held by ``stack``, before claiming. Without one soon
+    (the account's budget is spent for now: :data:`SEND_PATIENCE_S`), or at all (the limiter is
+    down), the task's recipients go back to the feeder unclaimed and the thread to other work:
+    the wait costs time, never an attempt."""
+    limiter = runtime.limiter(provider)
     try:
-        stack.enter_context(runtime.limiter(provider).reserved("send"))
+        turn = stack.enter_context(limiter.reserved("send", patience_s=SEND_PATIENCE_S))
     except RateLimiterUnavailable as error:
         log.warning("no %s send slot, %d back to pending: %s", provider, len(message_ids), error)
+        turn = False
+    if not turn:
         with session_scope(runtime.sessions) as session:
             claims.release(session, message_ids, utcnow())
-        return False
-    return True
+    return bool(turn)
 
 
 def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> int:

@@ -180,6 +180,14 @@ class FleetLimiter:
 
     def wait_turn(self, kind: CallKind) -> str:
         """Block until this process may make one call of ``kind``; returns its ticket."""
+        ticket = self.turn_within(kind, self.max_wait_s)
+        if ticket is None:
+            raise RateLimiterUnavailable(f"no call slot for {self.key} in {self.max_wait_s:.0f} s")
+        return ticket
+
+    def turn_within(self, kind: CallKind, patience_s: float) -> str | None:
+        """A ticket if a slot frees within about ``patience_s``, else ``None``: a caller with
+        other work to do gives its thread back instead of waiting on this account longer."""
         started = time.monotonic()
         while True:
             waited = time.monotonic() - started
@@ -187,14 +195,14 @@ class FleetLimiter:
             if ticket is not None:
                 self.on_wait(waited)
                 return ticket
-            if waited > self.max_wait_s:
-                raise RateLimiterUnavailable(f"no call slot for {self.key} in {waited:.0f} s")
+            if waited > patience_s:
+                return None
             # Jitter spreads the waiting processes so they do not all retry at the same instant.
             self.sleep(min(max(wait, 0.002), 0.25) + random.uniform(0, 0.005))
 
     @contextmanager
-    def reserved(self, kind: CallKind) -> Iterator[None]:
-        """Wait for a slot *before* claiming the work to send with it.
+    def reserved(self, kind: CallKind, *, patience_s: float | None = None) -> Iterator[bool]:
+        """Wait for a slot *before* claiming the work to send with it; yields whether to go on.
 
         The wait for a turn can last a second; a process killed then used to leave recipients
         claimed (``sending``) but never sent, and so in doubt. Reserved first, they stay
@@ -202,11 +210,19 @@ class FleetLimiter:
         thread makes spends the slot; unspent (nothing left to send), it is given back. If the
         limiter is down, :class:`RateLimiterUnavailable` is raised here, before anything is
         claimed: an outage costs time, never a recipient's attempt.
+
+        With ``patience_s``, no slot freeing within it yields ``False``: the caller hands its
+        work back rather than hold a worker thread on this account (see
+        :mod:`dispatcher.fairshare`).
         """
-        ticket = self.wait_turn(kind)
+        found = self.wait_turn(kind) if patience_s is None else self.turn_within(kind, patience_s)
+        if found is None:
+            yield False
+            return
+        ticket: str = found
         self._reserved.ticket = ticket
         try:
-            yield
+            yield True
         finally:
             if getattr(self._reserved, "ticket", None) == ticket:
                 self._reserved.ticket = None

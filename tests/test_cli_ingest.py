@@ -93,6 +93,22 @@ def test_create_json(env: Path, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["id"] >= 1 and _campaigns(tmp_path) == 1
 
 
+def test_create_stores_the_priority(env: Path, tmp_path: Path) -> None:
+    """``--priority high`` is stored on the campaign (its share of the account's budget)."""
+    result = CliRunner().invoke(
+        main,
+        [
+            *("campaign", "create", str(env), "--provider", "bytehand", "--sender", "SHOP"),
+            *("--text", "Hi", "--priority", "high", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with Session(engine) as session:
+        assert session.scalars(select(Campaign.priority)).all() == ["high"]
+    engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -164,6 +164,19 @@ def test_an_unspent_reservation_is_given_back(redis_client: redis.Redis, redis_u
     assert _granted(limiter, "send")
 
 
+def test_a_reservation_with_patience_gives_up_on_a_full_account(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """No slot within the patience: ``False`` soon, nothing held, instead of a long wait."""
+    limiter = FleetLimiter(redis_url, "patient", calls_per_second=1)
+    limiter.complete(limiter.wait_turn("send"))
+    started = time.monotonic()
+    with limiter.reserved("send", patience_s=0.2) as turn:
+        assert turn is False
+    assert time.monotonic() - started < 0.6
+    assert _entries(redis_client, "patient") == 1
+
+
 def test_reserving_without_redis_fails_closed_before_the_claim() -> None:
     """No Redis: the reservation itself is refused, so no recipient is claimed for a call."""
     limiter = FleetLimiter(

@@ -13,7 +13,12 @@ Reliability choices, each against a known failure of Celery on Redis:
   second worker while the first still runs it. A killed worker's tasks are not waited for:
   the sweeper releases rows ``queued`` longer than ``queued_timeout_s`` (15 s) to be fed again,
   safe because a row leaves ``queued`` by one conditional UPDATE (docs/architecture.md).
-* Queues read by priority on Redis: ``default`` (the 1 s tick), then sends, then ``status``.
+* Queues read by priority on Redis: ``default`` (the 1 s tick), ``send.timetochat``,
+  ``status`` (polls), then ``send.bytehand``. Each queue but the last holds at most a tick of
+  bounded work (the feeder queues one tick of each account's budget, polls are bounded per
+  tick), so it empties every tick and the last always gets the threads left; put first, a
+  ByteHand backlog the fleet could not empty kept every thread, and a TimeToChat campaign
+  beside it made 0.6 sends/s (see :mod:`dispatcher.fairshare`).
 * ``BROKER_URL=amqp://...`` (RabbitMQ): quorum queues (replicated, durable, redelivered the
   moment a consumer's connection drops, so a killed worker's tasks return at once), no global
   QoS (quorum queues refuse it: ``worker_detect_quorum_queues``). AMQP has no queue order: a
@@ -58,9 +63,9 @@ def broker_conf(broker_url: str) -> dict[str, Any]:
         }
     return {
         "task_queues": [Queue(name) for name in QUEUES],
-        # Queues are read in the order a worker lists them (fleet.ALL_QUEUES, the Procfile):
-        # the quick beat work first, then sends, then polls, so polling never holds back a
-        # campaign and the tick that feeds it is never stuck behind a backlog.
+        # Queues are read in the order a worker lists them (constants.QUEUES, the Procfile):
+        # the quick beat work first, then the queues bounded per tick, the ByteHand batches
+        # last, so no backlog holds back the tick, another account or the polls.
         "broker_transport_options": {
             "visibility_timeout": 3600,
             "queue_order_strategy": "priority",

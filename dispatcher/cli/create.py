@@ -27,6 +27,13 @@ __all__ = ["create"]
 @click.option("--start-at", default=None, help="ISO date-time with zone: start then.")
 @click.option("--send-after", default=None, help="ISO date-time with zone: not sent before.")
 @click.option("--validity", default=None, help="ISO date-time with zone: undelivered after.")
+@click.option(
+    "--priority",
+    type=click.Choice(["high", "normal", "low"]),
+    default="normal",
+    show_default=True,
+    help="Share of the account's budget beside its other campaigns (high 4 : normal 2 : low 1).",
+)
 @click.option("--phone-column", default=None, help="Column of the numbers (default: guessed).")
 @click.option("--region", default=None, help="Region of numbers without +country (e.g. FR).")
 @click.option("--smart-encoding", is_flag=True, help="Replace typographic quotes etc. by GSM-7.")
@@ -44,6 +51,7 @@ def create(
     start_at: str | None,
     send_after: str | None,
     validity: str | None,
+    priority: str,
     phone_column: str | None,
     region: str | None,
     smart_encoding: bool,
@@ -76,6 +84,7 @@ def create(
             start_at=start_at,
             send_after=send_after,
             validity=validity,
+            priority=priority,
             phone_column=phone_column,
             region=region,
             smart_encoding=smart_encoding,

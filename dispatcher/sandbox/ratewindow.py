@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["SlidingWindowLimiter", "max_in_window"]
+__all__ = ["SlidingWindowLimiter", "max_in_window", "rates_over_overlap"]
 
 
 def max_in_window(timestamps: Sequence[float], width: float = 1.0) -> int:
@@ -28,6 +28,26 @@ def max_in_window(timestamps: Sequence[float], width: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def rates_over_overlap(
+    streams: Mapping[str, Sequence[float]], *, drop_last_s: float = 0.0
+) -> tuple[float, dict[str, float]]:
+    """Acceptance times of streams running at once (campaigns, accounts): the seconds they all
+    ran (from the last first acceptance to the first last one, less ``drop_last_s``: the last
+    tick of the first to end, when the others get what it no longer uses) and each one's rate
+    then."""
+    spans = [(min(times), max(times)) for times in streams.values() if times]
+    if len(spans) < len(streams):
+        return 0.0, {name: 0.0 for name in streams}
+    start = max(first for first, _ in spans)
+    end = min(last for _, last in spans) - drop_last_s
+    seconds = max(end - start, 0.0)
+    if seconds == 0.0:
+        return 0.0, {name: 0.0 for name in streams}
+    return seconds, {
+        name: sum(1 for t in times if start <= t < end) / seconds for name, times in streams.items()
+    }
 
 
 class SlidingWindowLimiter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.sandbox.ratewindow import SlidingWindowLimiter, max_in_window
+from dispatcher.sandbox.ratewindow import SlidingWindowLimiter, max_in_window, rates_over_overlap
 
 
 class FakeClock:
@@ -86,3 +86,20 @@ def test_served_calls_never_exceed_the_limit_in_any_window() -> None:
         if at is not None:
             served.append(at)
     assert max_in_window(sorted(served), 1.0) == 20
+
+
+@pytest.mark.parametrize(
+    ("streams", "seconds", "rates"),
+    [
+        # b runs from 2 to 6: a's four acceptances then, b's two.
+        ({"a": [0, 1, 2, 3, 4, 5, 6, 7], "b": [2, 4, 6]}, 4.0, {"a": 1.0, "b": 0.5}),
+        # Never at the same time: no overlap, no rate.
+        ({"a": [0, 1], "b": [2, 3]}, 0.0, {"a": 0.0, "b": 0.0}),
+        ({"a": [0, 1], "b": []}, 0.0, {"a": 0.0, "b": 0.0}),
+    ],
+)
+def test_rates_over_overlap(
+    streams: dict[str, list[float]], seconds: float, rates: dict[str, float]
+) -> None:
+    """Each stream's rate counts only the seconds when every stream was running."""
+    assert rates_over_overlap(streams) == (seconds, rates)
