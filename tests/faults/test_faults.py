@@ -92,60 +92,6 @@ def test_worker_killed_mid_send(fault_stack: StackFactory, tmp_path: Path, broke
         assert resumed_s < stack.settings.dispatch.queued_timeout.total_seconds()
 
 
-HEAL_S = 30
-"""A SIGKILLed worker's reserved work is sent by the rest of the fleet within this (issue 10)."""
-
-DEFAULT_QUEUED_TIMEOUT_S = 15
-"""``queued_timeout_s`` of dispatcher/default.toml."""
-
-
-def _queued(stack, campaign_ids: list[int]) -> list[int]:  # type: ignore[no-untyped-def]
-    with session_scope(stack.runtime.sessions) as session:
-        statement = select(Message.id).where(
-            Message.campaign_id.in_(campaign_ids), Message.state == MessageState.QUEUED
-        )
-        return list(session.scalars(statement))
-
-
-def _last_claim(stack, ids: list[int]) -> datetime:  # type: ignore[no-untyped-def]
-    with session_scope(stack.runtime.sessions) as session:
-        last = session.scalar(select(func.max(Message.sending_at)).where(Message.id.in_(ids)))
-    assert last is not None
-    return last
-
-
-def test_killed_worker_heals_in_seconds(fault_stack: StackFactory, tmp_path: Path) -> None:
-    """A worker SIGKILLed for good, with the default queued timeout: what was queued at the kill
-    is claimed by the rest of the fleet within 30 s, none twice."""
-    dispatch = FAULT_DISPATCH | {"queued_timeout_s": DEFAULT_QUEUED_TIMEOUT_S}
-    stack = fault_stack(own_redis=True, workers=2, dispatch=dispatch)
-    started = time.monotonic()
-    ids = _start_both(stack, tmp_path)
-    deadline = time.monotonic() + 60
-    # Mid-send: TimeToChat takes 3 s at 20/s; once 10 are out, the rest is queued or in flight.
-    while (
-        sum(
-            stack.report(ids["timetochat"])["counts"].get(s, 0)
-            for s in ("sent", "submitted", "delivered")
-        )
-        < 10
-    ):
-        assert time.monotonic() < deadline, "the TimeToChat campaign never started"
-        time.sleep(0.05)
-    killed_at = utcnow()
-    stack.fleet.kill("worker0")
-    waiting = _queued(stack, list(ids.values()))
-    stack.wait_settled(list(ids.values()), timeout=SETTLE_S)
-    resumed_s = (_last_claim(stack, waiting) - killed_at).total_seconds() if waiting else 0.0
-    for provider, campaign_id in ids.items():
-        figures = judge(stack, campaign_id, provider) | {"kill_to_resume_s": round(resumed_s, 1)}
-        record(
-            stack, "worker SIGKILLed for good (default queued timeout)", provider, figures, started
-        )
-    assert waiting, "nothing was queued at the kill: the scenario tested nothing"
-    assert resumed_s <= HEAL_S
-
-
 def test_redis_restarted_mid_campaign(fault_stack: StackFactory, tmp_path: Path) -> None:
     """Redis goes away for 3 s (broker messages, limiter windows and token lost) and comes
     back empty: the sweeper re-feeds what the broker lost, the limiter fails closed."""
