@@ -9,7 +9,7 @@ calls in a second. Rows of ``docs/reliability.md`` come from :func:`record`.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from dispatcher.sandbox import Faults
 from dispatcher.states import CampaignState, MessageState
 from tests.e2e.conftest import check_ledger
 from tests.faults.conftest import (
-    FAULT_DISPATCH,
     SETTLE_S,
     StackFactory,
     campaign,
