@@ -121,7 +121,10 @@ def test_metrics_add_up_across_two_workers(
         sum(stack.report(cid)["counts"].values()) for cid in ids
     )
     sends = _total(after["celery_task_succeeded_total"], name="dispatcher.send_timetochat")
-    assert sends == timetochat_messages  # one unit send task per recipient
+    # One unit send task per recipient at least: a send that finds its account's budget spent
+    # hands its recipient back, to be fed again (dispatcher.fairshare); the provider calls
+    # themselves add up exactly (_mismatches, above).
+    assert sends >= timetochat_messages
     assert _total(after["celery_task_sent_total"], name="dispatcher.tick") > 0
     assert _total(after["celery_task_received_total"], name="dispatcher.tick") > 0
     assert _total(after["celery_task_started_total"], name="dispatcher.tick") > 0
