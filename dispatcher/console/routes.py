@@ -318,48 +318,50 @@ def _form_error(request: Request, values: dict[str, str], message: str) -> Respo
     )  # fmt: skip
 
 
-@router.post("/estimate")
-async def estimate(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
-    """The figures of the upload; nothing stored."""
+async def _estimated(
+    request: Request, runtime: RuntimeDep, session: SessionDep
+) -> tuple[Upload, dict[str, Any], bytes] | Response:
+    """Estimate the posted upload (nothing stored): the upload, its figures and its reject
+    report; or the page answering a refused form. The upload's directory is removed."""
     try:
         upload = await _upload(request, runtime, session)
     except ApiError as exc:
         return _form_error(request, {}, exc.message)
     if upload is None:
         return _refused(request)
-    values = forms.shown_values(upload.fields)
     try:
         form = validate_form(EstimateForm, forms.estimate_fields(upload.fields))
         figures = await run_in_threadpool(functools.partial(estimate_upload, runtime, upload, form))
+        report = (upload.path.parent / "rejects.csv").read_bytes()
     except (InputError, RequestValidationError) as exc:
-        return _form_error(request, values, forms.message_of(exc))
+        return _form_error(request, forms.shown_values(upload.fields), forms.message_of(exc))
     finally:
         await run_in_threadpool(shutil.rmtree, upload.path.parent, True)
+    return upload, figures, report
+
+
+@router.post("/estimate")
+async def estimate(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    """The figures of the upload; nothing stored."""
+    estimated = await _estimated(request, runtime, session)
+    if isinstance(estimated, Response):
+        return estimated
+    upload, figures, _report = estimated
     if _fetched(request):
         return render_fragment(request, "_estimate.html", estimate=figures)
     return render(
-        request, "new.html", csrf=session.csrf, values=values, estimate=figures, error=None,
-        reselect=True,
+        request, "new.html", csrf=session.csrf, values=forms.shown_values(upload.fields),
+        estimate=figures, error=None, reselect=True,
     )  # fmt: skip
 
 
 @router.post("/rejects")
 async def rejects(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
     """The reject report of the upload as a CSV download (cells safe to open in Excel)."""
-    try:
-        upload = await _upload(request, runtime, session)
-    except ApiError as exc:
-        return _form_error(request, {}, exc.message)
-    if upload is None:
-        return _refused(request)
-    try:
-        form = validate_form(EstimateForm, forms.estimate_fields(upload.fields))
-        await run_in_threadpool(functools.partial(estimate_upload, runtime, upload, form))
-        report = (upload.path.parent / "rejects.csv").read_bytes()
-    except (InputError, RequestValidationError) as exc:
-        return _form_error(request, forms.shown_values(upload.fields), forms.message_of(exc))
-    finally:
-        await run_in_threadpool(shutil.rmtree, upload.path.parent, True)
+    estimated = await _estimated(request, runtime, session)
+    if isinstance(estimated, Response):
+        return estimated
+    upload, _figures, report = estimated
     name = f"{upload.filename.rsplit('.', 1)[0]}-rejects.csv"
     return Response(
         report,
