@@ -41,5 +41,6 @@ def test_console_shows_reason_and_time(client: httpx.Client, runtime: Runtime) -
     cid = _pause(runtime)
     sign_in(client)
     page = client.get(f"/console/campaigns/{cid}").text
+    assert "Paused since" in page
     assert "account refused the key (HTTP 401)" in page
-    assert "2026" in page
+    assert "2026-11-25T21:30:05" in page or "Nov 25, 2026" in page, "the pause time is missing"
