@@ -3,8 +3,8 @@
 Credentials travel where loggers look. The ByteHand key is in the query string of every API
 call, and httpx logs each request URL at INFO (as an ``httpx.URL`` argument, not a string);
 ByteHand callbacks bring it back in uvicorn's access log; the TimeToChat webhook secret is a
-path segment of its callbacks; the dashboard's API token may arrive as ``?token=``. Rather than
-trust each library's logger names (httpcore logs through half a dozen child loggers, which a
+path segment of its callbacks; an API token may arrive as ``?token=`` in a typed URL. Rather
+than trust each library's logger names (httpcore logs through half a dozen child loggers, which a
 filter on ``httpcore`` would never see), :func:`install_log_redaction` wraps the process's
 log-record factory, so every record of every logger is rewritten before any handler, filter
 or formatter sees it. Argument types are kept where nothing is redacted, because uvicorn's
