@@ -81,16 +81,21 @@ class CallbackCounter:
         if provider is None:
             await self.app(scope, receive, send)
             return
-        status = 500  # an exception escaping the app is answered 500 by Starlette
+        counted = False
 
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
+        async def count(status: int) -> None:
+            nonlocal counted
+            counted = True
+            await run_in_threadpool(self.runtime.meter.callback, provider, callback_result(status))
+
+        async def count_then_send(message: Message) -> None:
+            # Counted before the answer leaves: whoever saw the answer also sees the count.
             if message["type"] == "http.response.start":
-                status = message["status"]
+                await count(message["status"])
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, count_then_send)
         finally:
-            result = callback_result(status)
-            await run_in_threadpool(self.runtime.meter.callback, provider, result)
+            if not counted:  # an exception escaping the app is answered 500 by Starlette
+                await count(500)
