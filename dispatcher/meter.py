@@ -12,14 +12,20 @@ names), never a phone number or a campaign id.
 
 The write side has one seam per family: :class:`MeteredGate` wraps each provider's call gate
 (every HTTP request to a provider passes it), :meth:`Meter.limiter_wait` is the limiter's
-``on_wait`` hook, the web app's middleware counts webhook answers and ``workers.signals``
-counts Celery tasks.
+``on_wait`` hook, the web app's webhook edge counts its answers and ``workers.signals`` counts Celery tasks.
+
+Webhook answers come thousands per second: a Redis round trip each (from a thread, the event
+loop must not block) cost a fifth of the web process's CPU. They are added up in memory and
+written by :meth:`Meter.flush`, which the web app calls every :data:`FLUSH_EVERY_S` and before
+each scrape; a crash loses at most that long of them.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +71,9 @@ _KIND_LABELS: Final[dict[str, str]] = {"account": "check"}
 
 _WARN_EVERY_S = 60.0
 
+FLUSH_EVERY_S: Final = 0.5
+"""How often the web app writes the webhook answers it counted in memory."""
+
 
 def limiter_wait_key(provider: str) -> str:
     """The hash of one provider's limiter wait histogram: bucket counts, ``sum``, ``count``."""
@@ -93,6 +102,8 @@ class Meter:
     def __init__(self, client: redis.Redis[Any]) -> None:
         self.client = client
         self._warned_at = -_WARN_EVERY_S
+        self._pending: collections.Counter[str] = collections.Counter()
+        self._pending_lock = threading.Lock()
 
     def _failed(self, exc: Exception) -> None:
         now = time.monotonic()
@@ -112,8 +123,27 @@ class Meter:
         self._increment(PROVIDER_CALLS, label_field(provider, label, outcome))
 
     def callback(self, provider: str, result: str) -> None:
-        """One webhook call from a provider, by our answer."""
-        self._increment(CALLBACKS, label_field(provider, result))
+        """One webhook call from a provider, by our answer: counted in memory until
+        :meth:`flush` (no I/O: the event loop calls it)."""
+        with self._pending_lock:
+            self._pending[label_field(provider, result)] += 1
+
+    def flush(self) -> None:
+        """Write the webhook answers counted since the last flush (kept for the next one if
+        Redis refuses them)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, collections.Counter()
+        if not pending:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=True)  # all or none: safe to keep on error
+            for field, count in pending.items():
+                pipe.hincrby(CALLBACKS, field, count)
+            pipe.execute()
+        except redis.RedisError as exc:
+            with self._pending_lock:
+                self._pending.update(pending)
+            self._failed(exc)
 
     def task(self, event: str, name: str) -> None:
         """One Celery task event (``TASK_EVENTS``) of the task ``name``."""

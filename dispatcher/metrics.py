@@ -199,7 +199,9 @@ class FleetCollector(Collector):
 
 
 def render_metrics(runtime: Runtime) -> bytes:
-    """The Prometheus text exposition of the whole fleet, read now."""
+    """The Prometheus text exposition of the whole fleet, read now (this process's webhook
+    counts written first, so a provider's call answered before the scrape is in it)."""
+    runtime.meter.flush()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(runtime))
     return generate_latest(registry)

@@ -22,14 +22,17 @@ app faces the providers on the internet.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from dispatcher import console
 from dispatcher.constants import PROVIDERS
 from dispatcher.inbox import Inbox
+from dispatcher.meter import FLUSH_EVERY_S
 from dispatcher.replies import Audience
 from dispatcher.runtime import Runtime
 from dispatcher.web import api, audience, estimates, metrics, webhooks
@@ -39,6 +42,13 @@ from dispatcher.web.openapi import serve_openapi
 from dispatcher.web.state import OnStart, no_kick
 
 __all__ = ["create_app"]
+
+
+async def _flush_meter(runtime: Runtime) -> None:
+    """Write the webhook answers counted in memory every :data:`FLUSH_EVERY_S`."""
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        await run_in_threadpool(runtime.meter.flush)
 
 
 def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
@@ -53,10 +63,13 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
         inbox = Inbox(runtime.sessions, audiences=audiences)
         served.state.inbox = inbox
         inbox.start()
+        flushing = asyncio.create_task(_flush_meter(runtime))
         try:
             yield
         finally:
+            flushing.cancel()
             inbox.stop()
+            runtime.meter.flush()
 
     app = FastAPI(
         title="SMS campaign dispatcher",
@@ -70,12 +83,11 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.state.health = HealthCheck(runtime)
     install_error_handlers(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
-    app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(audience.router)
     app.include_router(estimates.router)
     app.include_router(metrics.router)
-    app.add_middleware(metrics.CallbackCounter, runtime=runtime)
     console.install(app)
-    serve_openapi(app)
+    app.add_middleware(webhooks.WebhookEdge)
+    serve_openapi(app, webhooks.webhook_paths())
     return app

@@ -9,19 +9,18 @@ here once, from our exception tree to HTTP::
                                   balance_too_low, sender_not_of_service)
     ProviderError            502  a provider call made for the request failed (a pre-start
                                   check could not be made)
-    WebhookPayloadError      400  the provider will repeat it, which is right for a body we
-                                  could not read
-    WebhookAuthError         403  forged or misrouted callback
     RequestValidationError   422  FastAPI's own validation, reduced to ``loc: msg`` lines
     HTTPException            its status (404 route, 405 method, ...)
     ApiError                 its status (401 token, 413 too large, 503 API disabled, ...)
     anything else            500  "internal error": logged with its traceback, never shown
+
+The provider callbacks never reach these handlers: :class:`dispatcher.web.webhooks.WebhookEdge`
+answers them in front of the app, with the same shape (403 credentials, 400 unreadable).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,16 +29,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dispatcher.errors import InputError, ProviderError, WebhookAuthError, WebhookPayloadError
+from dispatcher.errors import InputError, ProviderError
 from dispatcher.logs import redact
-from dispatcher.throttle import LogThrottle
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
-
-REFUSAL_LOG_PERIOD_S = 60.0
-"""One WARNING per cause of refused callbacks per minute: a provider retries for hours."""
 
 _INPUT_STATUS: Mapping[str, int] = {
     "not_found": 404,
@@ -110,29 +105,8 @@ async def _on_input_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(_INPUT_STATUS.get(exc.code, 400), exc.code, str(exc))
 
 
-async def _on_webhook_auth(request: Request, exc: Exception) -> JSONResponse:
-    # The path may carry the TimeToChat secret and the query the ByteHand key: neither is
-    # logged, only the cause our check names (which never quotes what was given).
-    provider = request.url.path.removeprefix("/webhooks/").split("/", 1)[0]
-    throttle: LogThrottle = request.app.state.refusal_log
-    unlogged = throttle.admit((provider, str(exc)), time.monotonic())
-    if unlogged is not None:
-        log.warning(
-            "%s callback refused (403): %s; from %s%s",
-            provider,
-            exc,
-            request.client and request.client.host,
-            f"; {unlogged} more refused for this cause since the last line" if unlogged else "",
-        )
-    return error_response(403, "forbidden", "callback credentials do not match")
-
-
 async def _on_provider(request: Request, exc: Exception) -> JSONResponse:
     return error_response(502, "provider_error", f"the provider could not be asked: {exc}")
-
-
-async def _on_webhook_payload(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(400, "bad_callback", str(exc))
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -154,11 +128,8 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping of the module docstring on ``app``."""
-    app.state.refusal_log = LogThrottle(REFUSAL_LOG_PERIOD_S)
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(InputError, _on_input_error)
-    app.add_exception_handler(WebhookAuthError, _on_webhook_auth)
-    app.add_exception_handler(WebhookPayloadError, _on_webhook_payload)
     app.add_exception_handler(ProviderError, _on_provider)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

@@ -56,7 +56,9 @@ class ErrorResponse(BaseModel):
 WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {
         "model": ErrorResponse,
-        "description": "403 wrong credentials, 400 a callback we cannot read, 413 too large",
+        "description": (
+            "403 wrong credentials, 400 a callback we cannot read, 405 wrong method, 413 too large"
+        ),
     },
 }
 
@@ -139,8 +141,17 @@ def _document(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
-def serve_openapi(app: FastAPI) -> None:
-    """``GET /openapi.json`` on ``app`` (built with ``openapi_url=None``), behind the token."""
+def serve_openapi(app: FastAPI, extra_paths: Mapping[str, Any]) -> None:
+    """``GET /openapi.json`` on ``app`` (built with ``openapi_url=None``), behind the token;
+    ``extra_paths`` are path items of what the app answers outside its routes (the webhooks)."""
+    from_routes = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from_routes()["paths"].update(extra_paths)  # FastAPI keeps it as openapi_schema
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = document  # type: ignore[method-assign]
     app.add_api_route(
         OPENAPI_PATH,
         _document,

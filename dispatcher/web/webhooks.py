@@ -24,39 +24,56 @@ Values go into ``VARCHAR`` columns and JSON: a NUL character, text that is not v
 or a value longer than its column is a malformed callback (400), not a database error (500).
 The ByteHand ``key`` is never stored or logged: payloads keep a whitelist of fields without it.
 
-Both routes are ``async`` and take the runtime and the inbox from the app directly, not as
-FastAPI dependencies: a plain-function dependency runs in the thread pool, and two thread hops
-per callback cost more than the rest of the request. Both read their raw input, credentials
-first; the OpenAPI document describes it from
-:mod:`dispatcher.web.schemas` without FastAPI judging it (see :mod:`dispatcher.web.openapi`).
+Both are served by :class:`WebhookEdge`, a plain ASGI layer in front of FastAPI's routing,
+not by FastAPI routes: providers call back thousands of times a second, and FastAPI's routing,
+dependency solving and response validation cost more per callback than the parsing and the
+inbox append together. The edge counts every answer (``dispatcher_callbacks_total``: accepted,
+refused, malformed, error), logs refusals (once per cause per minute), and hands every other
+path to FastAPI. Its input is described in the OpenAPI document by :func:`webhook_paths`, from
+the typed wire formats of :mod:`dispatcher.web.schemas`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
 
-from fastapi import APIRouter, Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatcher.constants import BYTEHAND, TIMETOCHAT
-from dispatcher.errors import WebhookPayloadError
+from dispatcher.errors import WebhookAuthError, WebhookPayloadError
 from dispatcher.inbox import Item, mo_item, report_item
+from dispatcher.logs import redact
 from dispatcher.providers.base import check_webhook_secret
 from dispatcher.providers.bytehand_webhooks import IncomingSms, StatusCallback, parse_callback
 from dispatcher.providers.timetochat_webhooks import PushEvent, parse_push_cra
 from dispatcher.reports import Report
+from dispatcher.runtime import Runtime
+from dispatcher.throttle import LogThrottle
 from dispatcher.web.bodies import read_limited
-from dispatcher.web.errors import ApiError
+from dispatcher.web.errors import ApiError, error_response
 from dispatcher.web.openapi import WEBHOOK_ERRORS, query_parameters, request_body
 from dispatcher.web.schemas import ByteHandCallback, PushCra
 from dispatcher.web.state import get_inbox, get_runtime
 
-__all__ = ["MAX_PUSH_BYTES", "MAX_PUSH_ITEMS", "router"]
+__all__ = [
+    "MAX_PUSH_BYTES",
+    "MAX_PUSH_ITEMS",
+    "REFUSAL_LOG_PERIOD_S",
+    "WebhookEdge",
+    "callback_result",
+    "webhook_paths",
+]
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=WEBHOOK_ERRORS)
+REFUSAL_LOG_PERIOD_S: Final = 60.0
+"""One WARNING per cause of refused callbacks per minute: a provider retries for hours."""
 
 MAX_PUSH_BYTES = 1 << 20
 """A Push_CRA POST carries a handful of small items; anything this large is not one."""
@@ -140,21 +157,18 @@ def _bytehand_item(query: dict[str, str], parsed: StatusCallback | IncomingSms) 
     )
 
 
-@router.get("/bytehand", openapi_extra={"parameters": query_parameters(ByteHandCallback)})
-async def bytehand_callback(request: Request) -> dict[str, Any]:
-    """One ByteHand callback: a status of a message we sent, or an incoming SMS; answered once
-    it is in the inbox."""
+async def _bytehand(request: Request, runtime: Runtime) -> tuple[dict[str, Any], list[Item]]:
+    """One ByteHand callback: a status of a message we sent, or an incoming SMS."""
     query = dict(request.query_params)
-    settings = get_runtime(request).settings.bytehand
+    settings = runtime.settings.bytehand
     try:
         parsed = parse_callback(query, client_id=settings.client_id, key=settings.key)
     except WebhookPayloadError:
         # parse_callback checks credentials first: reaching here means the call is genuine.
         if query.get("action") in _USSD_ACTIONS:
-            return {"ok": True, "result": "ignored"}
+            return {"ok": True, "result": "ignored"}, []
         raise
-    await get_inbox(request).append([_bytehand_item(query, parsed)])
-    return {"ok": True, "result": "accepted"}
+    return {"ok": True, "result": "accepted"}, [_bytehand_item(query, parsed)]
 
 
 def _push_payload(event: PushEvent) -> dict[str, Any]:
@@ -232,17 +246,183 @@ def _push_item(event: PushEvent) -> Item:
     return report_item(_push_report(event)) if event.state is not None else _push_mo(event)
 
 
-@router.post("/timetochat/{secret}", openapi_extra=request_body(PushCra))
-async def timetochat_push(
-    secret: str,
-    request: Request,
-) -> dict[str, Any]:
+async def _push(request: Request, runtime: Runtime) -> tuple[dict[str, Any], list[Item]]:
     """One Push_CRA POST: status reports (SENT, RECEIVED, ERROR), MOs and answers."""
-    settings = get_runtime(request).settings.timetochat
-    check_webhook_secret(secret, settings.webhook_secret)
+    settings = runtime.settings.timetochat
+    check_webhook_secret(request.path_params["secret"], settings.webhook_secret)
     body = await read_limited(request, MAX_PUSH_BYTES)
     events = _parse_push(body, settings.service_id)
     if len(events) > MAX_PUSH_ITEMS:
         raise ApiError(413, "too_large", f"a Push_CRA POST carries at most {MAX_PUSH_ITEMS} items")
-    await get_inbox(request).append([_push_item(event) for event in events])
-    return {"ok": True, "results": {"accepted": len(events)}}
+    return {"ok": True, "results": {"accepted": len(events)}}, [_push_item(e) for e in events]
+
+
+Handler = Callable[[Request, Runtime], Awaitable[tuple[dict[str, Any], list[Item]]]]
+"""A webhook's reading of one call: the body of its 200 answer and what goes to the inbox."""
+
+_HANDLERS: Final[Mapping[str, tuple[str, Handler]]] = {
+    BYTEHAND: ("GET", _bytehand),
+    TIMETOCHAT: ("POST", _push),
+}
+"""Per provider: the method its callbacks use, and their handler."""
+
+_PREFIX: Final = "/webhooks/"
+
+
+def _route(path: str) -> tuple[str, dict[str, str]] | None:
+    """The provider of a webhook path and its path parameters; ``None`` for any other path
+    (FastAPI answers those: 404)."""
+    if not path.startswith(_PREFIX):
+        return None
+    provider, _, rest = path.removeprefix(_PREFIX).partition("/")
+    if provider == BYTEHAND and not rest:
+        return provider, {}
+    if provider == TIMETOCHAT and rest and "/" not in rest:
+        return provider, {"secret": rest}
+    return None
+
+
+def callback_result(status: int) -> str:
+    """The ``result`` label of a webhook call answered with ``status``."""
+    if 200 <= status < 300:
+        return "accepted"
+    if status in (401, 403):
+        return "refused"
+    if status >= 500:
+        return "error"
+    return "malformed"
+
+
+class WebhookEdge:
+    """ASGI middleware answering the providers' callbacks itself (see the module docstring);
+    every other request goes on to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._refusals = LogThrottle(REFUSAL_LOG_PERIOD_S)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = _route(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        provider, path_params = route
+        request = Request({**scope, "path_params": path_params}, receive)
+        runtime = get_runtime(request)
+        try:
+            response = await self._answer(provider, request, runtime)
+        except ClientDisconnect:
+            return  # nobody to answer; nothing was stored
+        # Counted before the answer leaves: whoever saw the answer also sees the count.
+        runtime.meter.callback(provider, callback_result(response.status_code))
+        await response(scope, receive, send)
+
+    async def _answer(self, provider: str, request: Request, runtime: Runtime) -> JSONResponse:
+        method, handler = _HANDLERS[provider]
+        if request.method != method:
+            return error_response(
+                405, "method_not_allowed", "Method Not Allowed", headers={"Allow": method}
+            )
+        try:
+            body, items = await handler(request, runtime)
+            await get_inbox(request).append(items)
+        except WebhookAuthError as exc:
+            self._log_refusal(provider, request, exc)
+            return error_response(403, "forbidden", "callback credentials do not match")
+        except WebhookPayloadError as exc:
+            return error_response(400, "bad_callback", str(exc))
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+        except ClientDisconnect:
+            raise
+        except Exception as exc:
+            log.error("unhandled error on %s callback %s", provider, redact(request.url.path),
+                      exc_info=exc)  # fmt: skip
+            return error_response(500, "internal", "internal error")
+        return JSONResponse(body)
+
+    def _log_refusal(self, provider: str, request: Request, exc: WebhookAuthError) -> None:
+        # The path may carry the TimeToChat secret and the query the ByteHand key: neither is
+        # logged, only the cause our check names (which never quotes what was given).
+        unlogged = self._refusals.admit((provider, str(exc)), time.monotonic())
+        if unlogged is not None:
+            log.warning(
+                "%s callback refused (403): %s; from %s%s",
+                provider,
+                exc,
+                request.client and request.client.host,
+                f"; {unlogged} more refused for this cause since the last line" if unlogged else "",
+            )
+
+
+_ERROR_SCHEMA: Final = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def _operation(
+    name: str, summary: str, description: str, answer: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    answered = {"application/json": {"schema": answer}}
+    return {
+        "tags": ["webhooks"],
+        "summary": summary,
+        "description": description,
+        "operationId": name,
+        "responses": {
+            "200": {"description": "Durable in the inbox (or ignored)", "content": answered},
+            **{
+                str(status): {
+                    "description": error["description"],
+                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                }
+                for status, error in WEBHOOK_ERRORS.items()
+            },
+        },
+        **fields,
+    }
+
+
+def webhook_paths() -> dict[str, Any]:
+    """The OpenAPI path items of the callbacks the edge answers."""
+    return {
+        "/webhooks/bytehand": {
+            "get": _operation(
+                "bytehand_callback",
+                "ByteHand callback",
+                "A status of a message we sent, or an incoming SMS; answered once it is in the "
+                "inbox.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "ok": {"type": "boolean"},
+                        "result": {"enum": ["accepted", "ignored"]},
+                    },
+                    "required": ["ok", "result"],
+                },
+                parameters=query_parameters(ByteHandCallback),
+            )
+        },
+        "/webhooks/timetochat/{secret}": {
+            "post": _operation(
+                "timetochat_push",
+                "TimeToChat Push_CRA",
+                "Status reports (SENT, RECEIVED, ERROR), incoming SMS and answers; answered once "
+                "they are in the inbox.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "ok": {"type": "boolean"},
+                        "results": {
+                            "type": "object",
+                            "properties": {"accepted": {"type": "integer", "minimum": 0}},
+                            "required": ["accepted"],
+                        },
+                    },
+                    "required": ["ok", "results"],
+                },
+                parameters=[
+                    {"name": "secret", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                **request_body(PushCra),
+            )
+        },
+    }
