@@ -129,7 +129,7 @@ def _serve(app: str, url: str, directory: Path, port: int) -> subprocess.Popen[b
         "DISPATCHER_STATE_DIR": str(directory / "state"),
         "DISPATCHER_BYTEHAND_ID": CLIENT_ID,
         "DISPATCHER_BYTEHAND_KEY": KEY,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("EXTRA_PATH")])),
     }
     command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning",
                "--no-access-log"]  # fmt: skip

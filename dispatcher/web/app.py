@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
 from dispatcher import console
 from dispatcher.constants import PROVIDERS
@@ -42,6 +43,14 @@ from dispatcher.web.openapi import serve_openapi
 from dispatcher.web.state import OnStart, no_kick
 
 __all__ = ["create_app"]
+
+
+class _App(FastAPI):
+    """FastAPI with the webhook edge outermost: the providers' callbacks skip FastAPI's own
+    middleware (error pages, telemetry, body limits) as well as its routing."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return webhooks.WebhookEdge(super().build_middleware_stack())
 
 
 async def _flush_meter(runtime: Runtime) -> None:
@@ -71,7 +80,7 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
             inbox.stop()
             runtime.meter.flush()
 
-    app = FastAPI(
+    app = _App(
         title="SMS campaign dispatcher",
         openapi_url=None,
         docs_url=None,
@@ -88,6 +97,5 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     app.include_router(estimates.router)
     app.include_router(metrics.router)
     console.install(app)
-    app.add_middleware(webhooks.WebhookEdge)
     serve_openapi(app, webhooks.webhook_paths())
     return app
