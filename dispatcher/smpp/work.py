@@ -9,7 +9,8 @@
   the link dropped is ``in_doubt`` (the submit_sm may have arrived), never resent blindly.
 * :func:`apply_deliver` applies a receipt through :func:`dispatcher.tracking.apply_report` (once,
   forward only, found by our ``external_reference`` or the message id) and stores an MO through
-  :func:`dispatcher.tracking.store_inbound`, as the Push_CRA webhook does.
+  :func:`dispatcher.tracking.store_inbound` with the TimeToChat audience rules (opt-outs,
+  replies), as the Push_CRA webhook does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dispatcher.errors import DispatcherError
 from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.outcomes import plan_outcomes
 from dispatcher.providers.timetochat import TtcOutgoing
+from dispatcher.replies import Audience
 from dispatcher.runtime import Runtime
 from dispatcher.smpp.messages import IncomingSms, parse_deliver
 from dispatcher.smpp.pdu import Pdu, PduError, Status
@@ -152,6 +154,7 @@ def apply_deliver(runtime: Runtime, pdu: Pdu) -> int:
                     text=event.text,
                     dedup_key=f"mo:timetochat:smpp:{event.sender}:{minute}:{_digest(event.text)}",
                     now=now,
+                    audience=Audience.for_provider(runtime.settings, TIMETOCHAT),
                 )
             else:
                 report = tracking.Report(

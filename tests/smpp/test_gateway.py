@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.config import load_settings
 from dispatcher.db import make_engine, migrate
-from dispatcher.models import InboundMessage, Message
+from dispatcher.models import InboundMessage, Message, Suppression
 from dispatcher.runtime import Runtime
 from dispatcher.smpp.gateway import Gateway
 from dispatcher.states import MessageState
@@ -200,7 +200,8 @@ def test_cut_link_loses_and_doubles_nothing(
 def test_mo_is_stored_as_an_incoming_sms(
     start_peer: StartPeer, runtime_for: Callable[..., Runtime], start_gateway: StartGateway
 ) -> None:
-    """An MO "STOP" on the link becomes one inbound message, as a Push_CRA INCOMING would."""
+    """An MO "STOP" on the link becomes one inbound message and suppresses its sender for the
+    TimeToChat account, as a Push_CRA INCOMING would."""
     peer = start_peer()
     runtime = runtime_for(peer)
     gateway = start_gateway(runtime)
@@ -209,8 +210,13 @@ def test_mo_is_stored_as_an_incoming_sms(
     wait_for(lambda: peer.ledger()["deliverAcks"] == 1)
     with Session(runtime.engine) as session:
         inbound = session.scalars(select(InboundMessage)).all()
-    assert [(m.provider, m.from_number, m.to_number, m.text) for m in inbound] == [
-        ("timetochat", "+33612345678", SENDER, "STOP")
+        entries = session.scalars(select(Suppression)).all()
+    assert [(m.provider, m.from_number, m.to_number, m.text, m.intent) for m in inbound] == [
+        ("timetochat", "+33612345678", SENDER, "STOP", "opt_out")
+    ]
+    account = runtime.settings.timetochat.service_id
+    assert [(e.phone, e.scope, e.source, e.reply_text) for e in entries] == [
+        ("+33612345678", f"timetochat:{account}", "keyword", "STOP")
     ]
 
 
