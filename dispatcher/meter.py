@@ -12,7 +12,8 @@ names), never a phone number or a campaign id.
 
 The write side has one seam per family: :class:`MeteredGate` wraps each provider's call gate
 (every HTTP request to a provider passes it), :meth:`Meter.limiter_wait` is the limiter's
-``on_wait`` hook, the web app's webhook edge counts its answers and ``workers.signals`` counts Celery tasks.
+``on_wait`` hook, the web app's webhook edge counts its answers and ``workers.signals``
+counts Celery tasks.
 
 Webhook answers come thousands per second: a Redis round trip each (from a thread, the event
 loop must not block) cost a fifth of the web process's CPU. They are added up in memory and

@@ -41,11 +41,13 @@ def test_campaign_fields() -> None:
         "start_at": "2026-12-01T09:00",
         "validity": "",
         "smart_encoding": "on",
+        "priority": "low",
     }
     assert campaign_fields(fields) == {
         "provider": "bytehand",
         "sender": "SHOP",
         "text": "Hi",
+        "priority": "low",
         "start_at": "2026-12-01T09:00:00+01:00",
         "smart_encoding": "true",
     }

@@ -31,11 +31,12 @@ __all__ = [
 _TIMES = ("start_at", "send_after", "validity")
 _CHECKBOXES = ("smart_encoding", "any_time")
 _SHOWN = (
-    "provider", "text", "sender", "name", "phone_column", "send_window", "send_days",
+    "provider", "text", "sender", "name", "priority", "phone_column", "send_window", "send_days",
     *_CHECKBOXES, *_TIMES,
 )  # fmt: skip
 _CAMPAIGN = (
-    "provider", "sender", "text", "name", "phone_column", "region", "send_window", "send_days",
+    "provider", "sender", "text", "name", "priority", "phone_column", "region", "send_window",
+    "send_days",
 )  # fmt: skip
 
 

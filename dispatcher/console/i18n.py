@@ -64,6 +64,13 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "Placeholders from the file:": "Champs du fichier :",
         "Sender": "Expéditeur",
         "Campaign name": "Nom de la campagne",
+        "Priority": "Priorité",
+        "High": "Haute",
+        "Normal": "Normale",
+        "Low": "Basse",
+        "Share of the account beside its other campaigns.": (
+            "Part du compte à côté de ses autres campagnes."
+        ),
         "Start at": "Début à",
         "Empty: when you press Start.": "Vide : quand vous appuyez sur Démarrer.",
         "Send after": "Envoyer après",

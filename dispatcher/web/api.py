@@ -98,6 +98,7 @@ class CampaignForm(BaseModel):
     timezone: Annotated[str, Field(max_length=64), NoNul] | None = None
     any_time: bool = False
     append_optout: bool | None = None
+    priority: Literal["high", "normal", "low"] = "normal"
 
 
 class TestSend(BaseModel):
@@ -154,6 +155,7 @@ def creation_options(settings: Settings, form: CampaignForm) -> dict[str, Any]:
         "region": form.region,
         "smart_encoding": form.smart_encoding,
         "encoding": form.encoding,
+        "priority": form.priority,
         "send_rules": loader.default_send_rules(
             settings,
             any_time=form.any_time,
@@ -229,6 +231,7 @@ def get_campaign(campaign_id: CampaignId, runtime: RuntimeDep, clock: ClockDep) 
             "provider": campaign.provider,
             "sender": campaign.sender,
             "template": campaign.template,
+            "priority": campaign.priority,
             "state": campaign.state,
             "created_at": campaign.created_at,
             "start_at": campaign.start_at,

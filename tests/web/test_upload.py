@@ -35,6 +35,15 @@ def test_upload_creates_a_draft_with_its_estimate(api: httpx.Client, runtime: Ru
     detail = api.get(f"/campaigns/{body['id']}").json()
     assert detail["counts"] == {"pending": 2}
     assert detail["template"] == "Bonjour {first_name}"
+    assert detail["priority"] == "normal"
+
+
+def test_priority_field(api: httpx.Client) -> None:
+    """``priority`` sets the campaign's share of its account; anything else is a 422."""
+    answer = upload(api, CSV.encode(), priority="high")
+    assert answer.status_code == 201, answer.text
+    assert api.get(f"/campaigns/{answer.json()['id']}").json()["priority"] == "high"
+    assert upload(api, CSV.encode(), priority="urgent").status_code == 422
 
 
 def test_name_and_schedule_fields(api: httpx.Client) -> None:
