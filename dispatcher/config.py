@@ -37,15 +37,17 @@ import importlib.resources
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.logs import redact_url
+
+_Number = TypeVar("_Number", int, float)
 
 __all__ = [
     "AudienceSettings",
@@ -291,25 +293,24 @@ class _Reader:
             raise ConfigError(f"{section}.{key}: expected true or false, got {value!r}")
         return value
 
-    def number(self, section: str, key: str, *, minimum: float = 0) -> float:
+    def _at_least(
+        self, section: str, key: str, kind: Callable[[Any], _Number], minimum: _Number
+    ) -> _Number:
         value = self.raw(section, key)
         try:
-            number = float(value)
+            number = kind(value)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{section}.{key}: expected a number, got {value!r}") from exc
+            expected = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{section}.{key}: expected {expected}, got {value!r}") from exc
         if number < minimum:
             raise ConfigError(f"{section}.{key}: must be at least {minimum}, got {number}")
         return number
 
+    def number(self, section: str, key: str, *, minimum: float = 0) -> float:
+        return self._at_least(section, key, float, minimum)
+
     def integer(self, section: str, key: str, *, minimum: int = 0) -> int:
-        value = self.raw(section, key)
-        try:
-            number = int(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{section}.{key}: expected an integer, got {value!r}") from exc
-        if number < minimum:
-            raise ConfigError(f"{section}.{key}: must be at least {minimum}, got {number}")
-        return number
+        return self._at_least(section, key, int, minimum)
 
     def seconds(self, section: str, key: str) -> timedelta:
         return timedelta(seconds=self.number(section, key))
