@@ -95,16 +95,20 @@ def encode_request(
 
 
 class _Answer:
-    """What httptools reported of one answer (its callbacks, by name)."""
+    """What httptools reported of one answer (its callbacks, by name). llhttp forgets whether
+    the connection may be kept once the message is complete, so the headers tell it here."""
 
-    __slots__ = ("complete", "framed", "headers_done")
+    __slots__ = ("closing", "complete", "framed", "headers_done")
 
     def __init__(self) -> None:
-        self.complete = self.framed = self.headers_done = False
+        self.closing = self.complete = self.framed = self.headers_done = False
 
-    def on_header(self, name: bytes, _value: bytes) -> None:
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"connection":
+            self.closing = self.closing or b"close" in value.lower()
         # Without either header the body runs until the server closes the connection.
-        if name.lower() in (b"content-length", b"transfer-encoding"):
+        elif name in (b"content-length", b"transfer-encoding"):
             self.framed = True
 
     def on_headers_complete(self) -> None:
@@ -140,7 +144,8 @@ class _Connection:
                     break  # the body ran until the close: complete, the connection spent
                 raise ConnectionResetError("the server closed the connection mid-answer")
             parser.feed_data(data)
-        return parser.get_status_code(), answer.complete and parser.should_keep_alive()
+        keep = answer.complete and not answer.closing and parser.get_http_version() == "1.1"
+        return parser.get_status_code(), keep
 
     def close(self) -> None:
         self._writer.close()
