@@ -1,11 +1,13 @@
-"""Fixtures: simulators served on loopback with short delays, and a callback receiver."""
+"""Fixtures: simulators served on loopback with short delays, callback receivers (a FastAPI
+app, and a raw server whose answers a test writes byte for byte)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -190,3 +192,123 @@ def bytehand_with_handler(url: str) -> tuple[ByteHandAccount, ...]:
 def timetochat_with_push(url: str, **fields: Any) -> tuple[TimeToChatAccount, ...]:
     """The default TimeToChat service with its push URL set."""
     return (TimeToChatAccount(push_url=url, **fields),)
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """One request a :class:`RawServer` read; ``connection`` numbers its connection from 1."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+    connection: int
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+class RawServer:
+    """An HTTP/1.1 server on raw asyncio streams, so a test writes every byte of the answers.
+
+    ``answer`` maps each request to the bytes sent back (it may sleep first). The connection is
+    closed after an answer saying ``Connection: close`` or speaking HTTP/1.0, and after every
+    answer when ``close_idle`` (a server ending keep-alive without saying so). Records the
+    requests, the connections opened and the peak number of requests answered at once.
+    """
+
+    def __init__(
+        self, answer: Callable[[Seen], Awaitable[bytes]], *, close_idle: bool = False
+    ) -> None:
+        self._answer = answer
+        self._close_idle = close_idle
+        self._lock = threading.Lock()
+        self._requests: list[Seen] = []
+        self.connections = 0
+        self.in_flight = 0
+        self.peak = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        assert ready.wait(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def requests(self) -> list[Seen]:
+        with self._lock:
+            return list(self._requests)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(5)
+        self._loop.close()
+
+    def _run(self, ready: threading.Event) -> None:
+        self._loop.run_until_complete(self._serve(ready))
+
+    async def _serve(self, ready: threading.Event) -> None:
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(self._track, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        async with server:
+            await self._stopping.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _track(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._connection(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        while True:  # until the client hangs up (IncompleteReadError)
+            head = await reader.readuntil(b"\r\n\r\n")
+            line, *fields = head.decode().split("\r\n")[:-2]
+            method, target, _ = line.split(" ")
+            headers = {k.lower(): v for k, v in (f.split(": ", 1) for f in fields)}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            seen = Seen(method, target, headers, body, number)
+            with self._lock:
+                self._requests.append(seen)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            try:
+                answer = await self._answer(seen)
+            finally:
+                self.in_flight -= 1
+            writer.write(answer)
+            await writer.drain()
+            lowered = answer.lower()
+            if self._close_idle or b"connection: close" in lowered or answer[:8] == b"HTTP/1.0":
+                return
+
+
+@pytest.fixture
+def raw_server_factory() -> Iterator[Callable[..., RawServer]]:
+    """Start :class:`RawServer` s; stopped afterwards."""
+    started: list[RawServer] = []
+
+    def make(answer: Callable[[Seen], Awaitable[bytes]], **options: Any) -> RawServer:
+        server = RawServer(answer, **options)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

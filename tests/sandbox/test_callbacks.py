@@ -1,19 +1,33 @@
-"""Callbacks to a real receiver: shapes, retries, give-up, duplicates, control injections."""
+"""Callbacks to a real receiver: shapes, retries, give-up, duplicates, control injections;
+the sender alone: timeouts, its connection cap, stopping with attempts in flight."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
 
 from dispatcher.sandbox import CallbackPolicy, Faults
+from dispatcher.sandbox.callbacks import Callback, CallbackSender
+from dispatcher.sandbox.faults import FaultSwitch
+from dispatcher.sandbox.scheduler import Scheduler
 
 from .conftest import (
     BH_AUTH,
     BH_KEY,
     HTTP,
+    OK,
+    QUICK_CALLBACKS,
     TTC_PASSWORD,
     TTC_SENDER,
+    RawServer,
     Receiver,
+    Seen,
     Simulator,
     bytehand_with_handler,
     timetochat_with_push,
@@ -22,6 +36,10 @@ from .conftest import (
 
 HELLO = {"to": "+79161234567", "from": "SMSINFO", "text": "Hello"}
 SERVICE = "/mug/api/V1/services/123456"
+
+
+async def answer_ok(_: Seen) -> bytes:
+    return OK
 
 
 def bytehand_send(sim: Simulator, **changes: str) -> str:
@@ -196,3 +214,116 @@ def test_reset_drops_pending_retries(
     seen = len(receiver.received())
     time.sleep(0.4)  # several retry periods of QUICK_CALLBACKS
     assert len(receiver.received()) <= seen + 1  # at most the attempt already in flight
+
+
+@pytest.fixture
+def sender_factory() -> Iterator[Callable[..., CallbackSender]]:
+    """Start CallbackSenders, each with its own scheduler; both stopped afterwards."""
+    started: list[tuple[Scheduler, CallbackSender]] = []
+
+    def make(**policy: Any) -> CallbackSender:
+        scheduler = Scheduler("test-callbacks")
+        sender = CallbackSender(
+            CallbackPolicy(**{**dataclasses.asdict(QUICK_CALLBACKS), **policy}),
+            FaultSwitch(Faults(), seed=1),
+            scheduler,
+        )
+        scheduler.start()
+        sender.start()
+        started.append((scheduler, sender))
+        return sender
+
+    yield make
+    for scheduler, sender in started:
+        scheduler.stop()
+        sender.stop()
+
+
+def test_sender_delivers_on_200(
+    sender_factory: Callable[..., CallbackSender], raw_server_factory: Callable[..., RawServer]
+) -> None:
+    """A GET and a POST answered 200 are delivered at the first attempt."""
+    server = raw_server_factory(answer_ok)
+    sender = sender_factory()
+    sender.send(Callback(server.url, "GET", (("id", "1000"), ("text", "a b"))))
+    sender.send(Callback(server.url, "POST", json_body={"status_report": {"sms": []}}))
+    wait_until(lambda: sender.counts()["delivered"] == 2)
+    assert sender.counts() == {"queued": 2, "attempts": 2, "delivered": 2, "given_up": 0}
+    requests = {r.method: r for r in server.requests()}
+    assert requests["GET"].target == "/hook?id=1000&text=a+b"
+    assert requests["GET"].headers["host"] == f"127.0.0.1:{server.port}"
+    assert json.loads(requests["POST"].body) == {"status_report": {"sms": []}}
+
+
+def test_sender_retries_after_500(
+    sender_factory: Callable[..., CallbackSender], raw_server_factory: Callable[..., RawServer]
+) -> None:
+    """A 500 is a failed attempt; the retry answered 200 delivers."""
+    answers = [b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", OK]
+
+    async def fail_once(_: Seen) -> bytes:
+        return answers.pop(0) if len(answers) > 1 else OK
+
+    server = raw_server_factory(fail_once)
+    sender = sender_factory()
+    sender.send(Callback(server.url, "GET", (("id", "1"),)))
+    wait_until(lambda: sender.counts()["delivered"] == 1)
+    assert sender.counts()["attempts"] == 2
+    assert len(server.requests()) == 2
+
+
+def test_sender_counts_a_timeout_as_a_failure(
+    sender_factory: Callable[..., CallbackSender], raw_server_factory: Callable[..., RawServer]
+) -> None:
+    """A receiver answering after the timeout has failed: retried until given up."""
+
+    async def too_slow(_: Seen) -> bytes:
+        await asyncio.sleep(1)
+        return OK
+
+    server = raw_server_factory(too_slow)
+    sender = sender_factory(timeout_s=0.1, deadline_s=0.3)
+    sender.send(Callback(server.url, "GET"))
+    counts = wait_until(lambda: (c := sender.counts())["given_up"] == 1 and c)
+    assert counts["delivered"] == 0 and counts["attempts"] >= 2
+    assert server.connections == counts["attempts"]  # a timed-out connection is not reused
+
+
+def test_sender_caps_connections_at_workers(
+    sender_factory: Callable[..., CallbackSender], raw_server_factory: Callable[..., RawServer]
+) -> None:
+    """However many callbacks wait, at most ``workers`` requests are in flight, each on its
+    own keep-alive connection."""
+
+    async def slowish(_: Seen) -> bytes:
+        await asyncio.sleep(0.05)
+        return OK
+
+    server = raw_server_factory(slowish)
+    sender = sender_factory(workers=3)
+    for number in range(15):
+        sender.send(Callback(server.url, "GET", (("n", str(number)),)))
+    wait_until(lambda: sender.counts()["delivered"] == 15)
+    assert server.peak == 3
+    assert server.connections == 3
+
+
+def test_sender_stop_finishes_attempts_in_flight(
+    sender_factory: Callable[..., CallbackSender], raw_server_factory: Callable[..., RawServer]
+) -> None:
+    """stop() waits for the attempts in flight and drops the callbacks not yet attempted."""
+
+    async def slow(_: Seen) -> bytes:
+        await asyncio.sleep(0.3)
+        return OK
+
+    server = raw_server_factory(slow)
+    sender = sender_factory(workers=2)
+    for number in range(6):
+        sender.send(Callback(server.url, "GET", (("n", str(number)),)))
+    wait_until(lambda: server.in_flight == 2)
+    started = time.monotonic()
+    sender.stop()
+    assert time.monotonic() - started < 0.6  # one round of attempts, not three
+    assert sender.counts() == {"queued": 6, "attempts": 2, "delivered": 2, "given_up": 0}
+    assert len(server.requests()) == 2
