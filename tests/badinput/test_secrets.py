@@ -70,7 +70,7 @@ def _wait_reported(stack: LocalStack, campaign_ids: list[int], timeout: float = 
     raise TimeoutError(f"campaigns not reported after {timeout} s: {counts}")
 
 
-@pytest.mark.slow
+@pytest.mark.processes
 def test_a_debug_campaign_writes_no_secret(
     tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

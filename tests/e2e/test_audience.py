@@ -19,7 +19,7 @@ from dispatcher.models import Message, Suppression, utcnow
 from dispatcher.windows import SendRules
 from tests.sandbox.conftest import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 
 
 def _states(stack: LocalStack, campaign_id: int) -> dict[str, str]:

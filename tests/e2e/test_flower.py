@@ -34,7 +34,7 @@ from dispatcher.models import Message
 from dispatcher.states import CampaignState, MessageState
 from tests.conftest import insert_campaign
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 CREDENTIALS = ("user", "pw")

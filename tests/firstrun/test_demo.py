@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 
 BIN = Path(sys.executable).parent
 PROGRESS = re.compile(r"^\s*\d+ s  campaign \d+ \((bytehand|timetochat), \w+\): \d+ of \d+ sent")
