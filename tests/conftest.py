@@ -45,6 +45,13 @@ def offline() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_offline
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run processes of their own first (a stable sort): in the parallel pass the
+    longest of them (the demo, a minute-long quiet-hours wait) overlap the thousands of quick
+    tests instead of running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("processes") is None)
+
+
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 """``gw0``, ``gw1``... in a pytest-xdist worker (``make test``), None in a plain run."""
 
