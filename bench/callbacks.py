@@ -16,7 +16,7 @@ callback was applied, and how long until every message was final (the simulator 
 messages no final callback; polling settles those, at the stack's 60 s polling deadline).
 
     .venv/bin/python bench/callbacks.py [--seconds 10] [--senders 8 32] [--db sqlite postgres]
-                                        [--e2e 10000]
+                                        [--e2e 40000]
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _serve(app: str, url: str, directory: Path, port: int) -> subprocess.Popen[b
         "DISPATCHER_STATE_DIR": str(directory / "state"),
         "DISPATCHER_BYTEHAND_ID": CLIENT_ID,
         "DISPATCHER_BYTEHAND_KEY": KEY,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("EXTRA_PATH")])),
+        "PYTHONPATH": str(ROOT),
     }
     command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning",
                "--no-access-log"]  # fmt: skip
@@ -336,7 +336,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--paths", nargs="+", default=["inbox", "per_request"])
-    parser.add_argument("--e2e", type=int, default=10_000, help="recipients; 0: skip")
+    parser.add_argument("--e2e", type=int, default=40_000, help="recipients; 0: skip")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
