@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Generator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -264,7 +264,7 @@ class Pipeline:
 
     def batches(
         self, *, rejects: TextIO | None = None, progress: Progress | None = None
-    ) -> Iterator[Batch]:
+    ) -> Generator[Batch, None, None]:
         """Accepted recipients chunk by chunk; rejected rows go to ``rejects`` as CSV."""
         writer = csv.writer(rejects) if rejects is not None else None
         if writer is not None:

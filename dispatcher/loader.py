@@ -42,6 +42,7 @@ from dispatcher.fairshare import PRIORITIES
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
 from dispatcher.keywords import has_optout_mention, with_optout_mention
 from dispatcher.models import Campaign, Message, utcnow
+from dispatcher.readahead import read_ahead
 from dispatcher.sms import EncodingPolicy
 from dispatcher.sources import keep_source
 from dispatcher.states import CampaignState, MessageState
@@ -310,7 +311,7 @@ def create_campaign(
         write = _copy if is_postgres(engine) else _executemany
         price = pipeline.estimate.price_per_part
         with _rejects_file(rejects_path) as rejects:
-            batches = pipeline.batches(rejects=rejects, progress=progress)
+            batches = read_ahead(pipeline.batches(rejects=rejects, progress=progress))
             closed = 0
             for batch in batches:
                 write(connection, campaign_id, batch, float(price))
