@@ -242,7 +242,7 @@ class Pipeline:
         smart_encoding: bool = False,
         encoding: sms.EncodingPolicy = "auto",
         suppressed: Collection[str] = frozenset(),
-        chunk_rows: int = 50_000,
+        chunk_rows: int = 100_000,
     ) -> None:
         if provider not in PROVIDERS:
             raise InputError(

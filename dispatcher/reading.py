@@ -300,7 +300,7 @@ def _open_csv(path: Path, head: bytes, size: int, chunk_rows: int) -> Table:
     _check_columns(path, columns)
     read_options = pacsv.ReadOptions(
         encoding="utf8" if encoding == "utf-8" else encoding,
-        block_size=1 << 20,
+        block_size=1 << 22,
         use_threads=True,
     )
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
