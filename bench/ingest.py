@@ -7,9 +7,6 @@ wall seconds, its CPU seconds (user + system, all threads: the figure a loaded m
 least), rows per second, the ratio to the bare read of the same run (what makes wall figures
 from a loaded machine comparable) and its peak RSS. The load average is printed beside them.
 
-A case's process imports the dispatcher before pyarrow, as the CLI does, so Arrow allocates
-from ``malloc`` there (see :mod:`dispatcher`); the bare read keeps pyarrow's default.
-
 Peak RSS is the child's ``VmHWM`` (the high-water mark of its own address space), not
 ``ru_maxrss``: Linux keeps ``ru_maxrss`` across ``exec``, and a child started by ``subprocess``
 (``vfork``) begins with this process's peak, so it would report that whenever it is larger.
@@ -31,6 +28,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
@@ -68,10 +69,6 @@ def _number(rnd: random.Random) -> str:
 
 def generate(rows: int) -> tuple[Path, Path]:
     """The CSV (``;``, UTF-8) and the same rows as Parquet, cached by row count."""
-    import pandas as pd  # here, not at the top: a case's process loads what the case loads
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     DATA.mkdir(parents=True, exist_ok=True)
     csv_path, parquet_path = DATA / f"recipients-{rows}.csv", DATA / f"recipients-{rows}.parquet"
     if csv_path.exists() and parquet_path.exists():
