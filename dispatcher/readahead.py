@@ -32,9 +32,9 @@ def read_ahead(items: Generator[T, None, None], *, depth: int = 1) -> Iterator[T
     def produce() -> None:
         try:
             for item in items:
-                if stop.is_set():
-                    break
                 queue.put((item, None))
+                if stop.is_set():  # before producing another item nobody will take
+                    break
             else:
                 queue.put((_DONE, None))
         except BaseException as exc:  # handed to the consumer, raised there

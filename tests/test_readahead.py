@@ -4,6 +4,7 @@ and joined when the consumer stops."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Generator
 
 import pytest
@@ -57,3 +58,22 @@ def test_consumer_error_closes_the_generator_and_joins() -> None:
                 raise RuntimeError("insert failed")
     assert closed.is_set()
     assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
+
+
+def test_a_stopped_consumer_costs_at_most_two_more_items() -> None:
+    """After the consumer stops, the generator produces no item beyond the one queued and the
+    one it was handing over (each item may be a whole chunk of work)."""
+    produced: list[int] = []
+
+    def counted() -> Generator[int, None, None]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    for n in read_ahead(counted()):
+        if n == 3:
+            time.sleep(0.05)  # the generator fills the queue and blocks handing over the next
+            break
+    assert len(produced) <= 6
