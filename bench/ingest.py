@@ -6,6 +6,10 @@ reachable). Each case runs in its own subprocess, so its peak RSS is its own; ea
 wall seconds, its CPU seconds (user + system, all threads: the figure a loaded machine disturbs
 least), rows per second, the ratio to the bare read of the same run (what makes wall figures
 from a loaded machine comparable) and its peak RSS. The load average is printed beside them.
+
+Peak RSS is the child's ``VmHWM`` (the high-water mark of its own address space), not
+``ru_maxrss``: Linux keeps ``ru_maxrss`` across ``exec``, and a child started by ``subprocess``
+(``vfork``) begins with this process's peak, so it would report that whenever it is larger.
 Generated files are cached under ``bench/data/``.
 
     .venv/bin/python bench/ingest.py [--rows N]
@@ -93,6 +97,14 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak resident set (``VmHWM``), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def run_case(case: str, path: Path, url: str) -> None:
     """In the child: one case, timed (wall and CPU, imports excluded); prints its JSON line."""
     valid: int | None = None
@@ -130,7 +142,7 @@ def run_case(case: str, path: Path, url: str) -> None:
         "seconds": elapsed,
         "cpu_s": usage.ru_utime + usage.ru_stime - cpu_before,
         "valid": valid,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
     }
     print(json.dumps(figures))
 

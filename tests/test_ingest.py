@@ -193,3 +193,27 @@ def test_fast_text_analysis_matches_sms(tmp_path: Path) -> None:
     sizes = SETTINGS.timetochat.parts
     expected = sum(sms.analyze(f"Bonjour {n}", sizes).parts for n in names)
     assert figures.parts == expected
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_ingest_allocates_from_malloc_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: str | None, expected: str
+) -> None:
+    """A pipeline moves Arrow to the system allocator; ``ARROW_DEFAULT_MEMORY_POOL`` wins."""
+    from dispatcher import ingest
+
+    before = pa.default_memory_pool()
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+    ingest._use_system_allocator.cache_clear()
+    if chosen is None:
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    else:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", chosen)
+    path = tmp_path / "r.csv"
+    path.write_text("phone\n0601020304\n", encoding="utf-8")
+    try:
+        ingest.Pipeline(SETTINGS, path, provider="bytehand", template="Hi")
+        assert pa.default_memory_pool().backend_name == expected
+    finally:
+        pa.set_memory_pool(before)
+        ingest._use_system_allocator.cache_clear()

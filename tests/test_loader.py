@@ -112,3 +112,36 @@ def test_schedule_stored_aware(db_engine: Engine, tmp_path: Path) -> None:
     with Session(db_engine) as session:
         campaign = session.get(Campaign, summary.id)
         assert campaign is not None and campaign.start_at == start
+
+
+@pytest.mark.parametrize("zoned", [True, False])
+def test_multi_row_inserts_keep_every_row_in_file_order(
+    db_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoned: bool
+) -> None:
+    """Rows written several per statement (whole statements and a shorter tail) all arrive,
+    with their own line, number, text, zone and extRef, ids in the order of the lines."""
+    monkeypatch.setattr("dispatcher.loader._SQLITE_ROWS", 7)
+    zones = ["Asia/Tokyo" if i % 3 else None for i in range(23)]
+    rows = [f"06010{i:05d};N{i}" + (f";{zones[i] or ''}" if zoned else "") for i in range(23)]
+    header = "phone;first_name;timezone" if zoned else "phone;first_name"
+    path = tmp_path / "recipients.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    summary = create_campaign(
+        db_engine, SETTINGS, path, provider="bytehand", sender="S", template="Hi {first_name}"
+    )
+    with Session(db_engine) as session:
+        stored = session.execute(
+            select(
+                Message.line, Message.phone, Message.text, Message.timezone, Message.ext_ref
+            ).order_by(Message.id)
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        (
+            i + 1,
+            f"+336010{i:05d}",
+            f"Hi N{i}",
+            zones[i] if zoned else None,
+            f"c{summary.id}-{i + 1}",
+        )
+        for i in range(23)
+    ]
