@@ -48,6 +48,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/callbacks.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/audience.py
 	$(BIN)/python bench/broker_memory.py
