@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -272,16 +272,22 @@ def test_sender_retries_after_500(
     assert len(server.requests()) == 2
 
 
+def answering_after(seconds: float) -> Callable[[Seen], Awaitable[bytes]]:
+    """A raw server's answer: 200, ``seconds`` after the request."""
+
+    async def answer(_: Seen) -> bytes:
+        await asyncio.sleep(seconds)
+        return OK
+
+    return answer
+
+
 def test_sender_counts_a_timeout_as_a_failure(
     sender_factory: Callable[..., CallbackSender], raw_server_factory: Callable[..., RawServer]
 ) -> None:
     """A receiver answering after the timeout has failed: retried until given up."""
 
-    async def too_slow(_: Seen) -> bytes:
-        await asyncio.sleep(1)
-        return OK
-
-    server = raw_server_factory(too_slow)
+    server = raw_server_factory(answering_after(1))
     sender = sender_factory(timeout_s=0.1, deadline_s=0.3)
     sender.send(Callback(server.url, "GET"))
     counts = wait_until(lambda: (c := sender.counts())["given_up"] == 1 and c)
@@ -295,11 +301,7 @@ def test_sender_caps_connections_at_workers(
     """However many callbacks wait, at most ``workers`` requests are in flight, each on its
     own keep-alive connection."""
 
-    async def slowish(_: Seen) -> bytes:
-        await asyncio.sleep(0.05)
-        return OK
-
-    server = raw_server_factory(slowish)
+    server = raw_server_factory(answering_after(0.05))
     sender = sender_factory(workers=3)
     for number in range(15):
         sender.send(Callback(server.url, "GET", (("n", str(number)),)))
@@ -313,11 +315,7 @@ def test_sender_stop_finishes_attempts_in_flight(
 ) -> None:
     """stop() waits for the attempts in flight and drops the callbacks not yet attempted."""
 
-    async def slow(_: Seen) -> bytes:
-        await asyncio.sleep(0.3)
-        return OK
-
-    server = raw_server_factory(slow)
+    server = raw_server_factory(answering_after(0.3))
     sender = sender_factory(workers=2)
     for number in range(6):
         sender.send(Callback(server.url, "GET", (("n", str(number)),)))
