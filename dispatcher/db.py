@@ -13,7 +13,7 @@ a file beside the database on SQLite.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["is_postgres", "make_engine", "migrate", "session_scope"]
+__all__ = ["include_object", "is_postgres", "make_engine", "migrate", "session_scope"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -75,6 +75,21 @@ def _postgres_lock(connection: Connection) -> None:
     connection.execute(
         text("SELECT pg_advisory_xact_lock(hashtext('dispatcher.migrate.' || current_schema()))")
     )
+
+
+def include_object(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic's autogenerate filter for a database of ``dialect``: a constraint or index of
+    the models declared for some dialects only (``ddl_if(dialect=...)``: the foreign key of
+    ``messages.campaign_id``, kept by triggers on PostgreSQL) is compared on those only."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        condition = getattr(obj, "_ddl_if", None)
+        if reflected or condition is None or condition.dialect is None:
+            return True
+        wanted = condition.dialect
+        return dialect in ({wanted} if isinstance(wanted, str) else set(wanted))
+
+    return include
 
 
 def migrate(engine: Engine) -> None:
