@@ -395,7 +395,8 @@ def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: 
     processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     stamp = processor(utcnow()) if processor else utcnow()
     driver: Any = connection.connection.driver_connection
-    cost = [parts * price for parts in batch.parts]
+    costs = {parts: parts * price for parts in set(batch.parts)}  # one float per part count
+    cost = [costs[parts] for parts in batch.parts]
     fields = [batch.lines, batch.phones, batch.texts, batch.encodings, batch.parts, cost]
     zoned = batch.zones is not None
     if batch.zones is not None:
@@ -403,20 +404,26 @@ def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: 
     width = len(fields)
     limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     per_statement = min(_SQLITE_ROWS, (limit - 1) // width)
-    flat = list(chain.from_iterable(zip(*fields, strict=True)))
     count = len(batch.lines)
     whole = count - count % per_statement
-    step = width * per_statement
+
+    def values(start: int, stop: int) -> list[Any]:
+        """One statement's parameters, row by row (not the batch's all at once: ~5 MB)."""
+        row = list(chain.from_iterable(zip(*(f[start:stop] for f in fields), strict=True)))
+        row.append(stamp)
+        return row
+
     cursor = driver.cursor()
     try:
         if whole:
             statement = _sqlite_insert(campaign_id, per_statement, zoned=zoned)
             cursor.executemany(
-                statement, ([*flat[i : i + step], stamp] for i in range(0, whole * width, step))
+                statement,
+                (values(i, i + per_statement) for i in range(0, whole, per_statement)),
             )
         if whole < count:
             statement = _sqlite_insert(campaign_id, count - whole, zoned=zoned)
-            cursor.execute(statement, [*flat[whole * width :], stamp])
+            cursor.execute(statement, values(whole, count))
     finally:
         cursor.close()
 
