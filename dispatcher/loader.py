@@ -397,7 +397,14 @@ def _executemany(connection: Connection, campaign_id: int, batch: Batch, price: 
     driver: Any = connection.connection.driver_connection
     costs = {parts: parts * price for parts in set(batch.parts)}  # one float per part count
     cost = [costs[parts] for parts in batch.parts]
-    fields = [batch.lines, batch.phones, batch.texts, batch.encodings, batch.parts, cost]
+    fields: list[list[Any]] = [
+        batch.lines,
+        batch.phones,
+        batch.texts,
+        batch.encodings,
+        batch.parts,
+        cost,
+    ]
     zoned = batch.zones is not None
     if batch.zones is not None:
         fields.append(batch.zones)
