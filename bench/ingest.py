@@ -5,9 +5,13 @@ estimate alone (nothing stored), CSV → SQLite, Parquet → SQLite and CSV → 
 reachable). Each case runs in its own subprocess, so its peak RSS is its own; each prints its
 wall seconds, its CPU seconds (user + system, all threads: the figure a loaded machine disturbs
 least), rows per second, the ratio to the bare read of the same run (what makes wall figures
-from a loaded machine comparable) and its peak RSS. The load average is printed beside them.
+from a loaded machine comparable) and its peak RSS; the PostgreSQL case also the CPU seconds
+of its server backend (read from ``/proc`` when the server runs on this machine). The load
+average is printed beside them.
 
-Peak RSS is the child's ``VmHWM`` (the high-water mark of its own address space), not
+The databases are migrated by this process before the cases run (a campaign goes into a
+database the fleet already migrated); each case still calls ``migrate``, which finds them at
+head. Peak RSS is the child's ``VmHWM`` (the high-water mark of its own address space), not
 ``ru_maxrss``: Linux keeps ``ru_maxrss`` across ``exec``, and a child started by ``subprocess``
 (``vfork``) begins with this process's peak, so it would report that whenever it is larger.
 Generated files are cached under ``bench/data/``.
@@ -28,6 +32,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -108,6 +113,7 @@ def _peak_rss_mb() -> float:
 def run_case(case: str, path: Path, url: str) -> None:
     """In the child: one case, timed (wall and CPU, imports excluded); prints its JSON line."""
     valid: int | None = None
+    server_cpu: float | None = None
     if case == "bare_read":
         import pandas as pd
 
@@ -126,6 +132,8 @@ def run_case(case: str, path: Path, url: str) -> None:
 
             engine = make_engine(url)
             migrate(engine)
+            backend = _backend_pid(engine)
+            server_before = _server_cpu(backend)
             started_work, cpu_before = time.perf_counter(), _cpu()
             summary = create_campaign(
                 engine,
@@ -136,6 +144,8 @@ def run_case(case: str, path: Path, url: str) -> None:
                 template=TEMPLATE,
             )
             valid = summary.estimate.valid
+            if backend is not None and _backend_pid(engine) == backend:
+                server_cpu = _server_cpu(backend) - server_before
     elapsed = time.perf_counter() - started_work
     usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
@@ -144,7 +154,27 @@ def run_case(case: str, path: Path, url: str) -> None:
         "valid": valid,
         "peak_rss_mb": _peak_rss_mb(),
     }
+    if server_cpu is not None:
+        figures["server_cpu_s"] = server_cpu
     print(json.dumps(figures))
+
+
+def _backend_pid(engine: Any) -> int | None:
+    """The PostgreSQL backend of the engine's one pooled connection, when it runs on this
+    machine (its CPU is then read from ``/proc``); None on SQLite or a remote server."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        pid = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    return pid if Path(f"/proc/{pid}/stat").exists() else None
+
+
+def _server_cpu(pid: int | None) -> float:
+    """User + system CPU seconds of a local process (the server's backend)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_schema() -> tuple[str, str] | None:
@@ -160,6 +190,16 @@ def _postgres_schema() -> tuple[str, str] | None:
     finally:
         admin.dispose()
     return schema, f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+def _migrate(url: str) -> None:
+    """The database made ready before the case runs, as a campaign goes into a database the
+    fleet already uses: the case's own ``migrate`` finds it at head (and loads no Alembic)."""
+    from dispatcher.db import make_engine, migrate
+
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
 
 
 def _drop_schema(schema: str) -> None:
@@ -212,6 +252,9 @@ def main() -> None:
             cases.append(("csv_to_postgresql", csv_path, created[1]))
         bare_s = 0.0
         try:
+            for _case, _path, url in cases:
+                if url:
+                    _migrate(url)
             for case, path, url in cases:
                 figures = _child(case, path, url)
                 seconds = figures["seconds"]
@@ -228,6 +271,8 @@ def main() -> None:
                         "peak_rss_mb": round(figures["peak_rss_mb"], 1),
                     }
                 )
+                if "server_cpu_s" in figures:
+                    results[-1]["server_cpu_s"] = round(figures["server_cpu_s"], 3)
         finally:
             if created is not None:
                 _drop_schema(created[0])

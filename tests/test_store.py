@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from dispatcher.db import make_engine, migrate
+from dispatcher.db import HEAD_REVISION, MIGRATIONS, at_head, make_engine, migrate
 from dispatcher.models import Campaign, Message
 
 
@@ -67,3 +72,38 @@ def test_ext_ref_is_unique(db_engine: Engine) -> None:
         session.add_all([_message(campaign, 1, "r1"), _message(campaign, 2, "r1")])
         with pytest.raises(IntegrityError):
             session.commit()
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """``HEAD_REVISION`` names the newest migration: update it with every new one."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+@pytest.mark.processes
+def test_migrating_at_head_does_not_load_alembic(db_url: str) -> None:
+    """A process whose database is already migrated (every one but the first) checks the
+    version and moves on, without Alembic in memory."""
+    program = (
+        "import sys; from dispatcher.db import make_engine, migrate; "
+        "migrate(make_engine(sys.argv[1])); print('alembic' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", program, db_url], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "False"
+
+
+def test_a_database_below_head_is_migrated(db_url: str) -> None:
+    engine = make_engine(db_url)
+    assert at_head(engine)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+    assert not at_head(engine)
+    migrate(engine)
+    assert at_head(engine)
+    engine.dispose()
