@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, text
+from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -46,9 +46,9 @@ def _json_value(value: object) -> str:
 
 
 def _recordset_insert(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], tail: str
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], tail: str
 ) -> list[Any]:
-    dialect = session.get_bind().dialect
+    dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
     names = [quote(name) for name in rows[0]]
     columns = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in rows[0])
@@ -58,12 +58,12 @@ def _recordset_insert(
         f"{tail}"
     )
     document = json.dumps(rows, default=_json_value)
-    result = session.connection().execute(text(statement), {"rows": document})
+    result = connection.execute(text(statement), {"rows": document})
     return [row[0] for row in result] if result.returns_rows else []
 
 
 def insert_rows(
-    session: Session,
+    connection: Connection,
     table: Table,
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -74,16 +74,16 @@ def insert_rows(
     the rows actually inserted (with ``skip_conflicts``, those not already there)."""
     if not rows:
         return []
-    if _postgres(session):
+    if connection.dialect.name == "postgresql":
         tail = ("ON CONFLICT DO NOTHING " if skip_conflicts else "") + (
             f"RETURNING {returning}" if returning else ""
         )
-        return _recordset_insert(session, table, rows, tail)
+        return _recordset_insert(connection, table, rows, tail)
     statement = sqlite_insert(table)
     if skip_conflicts:
         statement = statement.on_conflict_do_nothing()
     if returning is None:
-        session.connection().execute(statement, list(rows))
+        connection.execute(statement, list(rows))
         return []
-    result = session.connection().execute(statement.returning(table.c[returning]), list(rows))
+    result = connection.execute(statement.returning(table.c[returning]), list(rows))
     return [row[0] for row in result]

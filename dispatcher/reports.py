@@ -191,7 +191,9 @@ def _match(session: Session, reports: Sequence[Report]) -> list[int | None]:
 def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert event rows, ignoring those already stored; the dedup keys that are new."""
     # RETURNING, not rowcount: on PostgreSQL the driver reports rowcount -1 here.
-    return set(insert_rows(session, _EVENTS, rows, skip_conflicts=True, returning="dedup_key"))
+    return set(
+        insert_rows(session.connection(), _EVENTS, rows, skip_conflicts=True, returning="dedup_key")
+    )
 
 
 def _unmatched_room(

@@ -26,6 +26,7 @@ from dispatcher.constants import (
 )
 from dispatcher.db import make_engine
 from dispatcher.embedded import ensure_embedded_redis
+from dispatcher.inbox import open_own_inbox, own_inbox_url
 from dispatcher.meter import Meter, MeteredGate
 from dispatcher.providers.base import build_http_client
 from dispatcher.providers.bytehand import ByteHandClient
@@ -59,6 +60,12 @@ class Runtime:
     @functools.cached_property
     def sessions(self) -> sessionmaker[Session]:
         return sessionmaker(self.engine, expire_on_commit=False)
+
+    @functools.cached_property
+    def inbox_engine(self) -> Engine | None:
+        """The callback inbox's own file (SQLite), None where it is a table of the database."""
+        url = own_inbox_url(self.settings.database_url)
+        return None if url is None else open_own_inbox(url)
 
     @functools.cached_property
     def redis(self) -> redis.Redis[Any]:
@@ -140,6 +147,8 @@ class Runtime:
             self.redis.close()
         if "engine" in opened:
             self.engine.dispose()
+        if (inbox_engine := opened.get("inbox_engine")) is not None:
+            inbox_engine.dispose()
 
 
 _current: Runtime | None = None

@@ -69,7 +69,7 @@ def create_app(runtime: Runtime, *, on_start: OnStart = no_kick) -> FastAPI:
     @asynccontextmanager
     async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         audiences = {p: Audience.for_provider(runtime.settings, p) for p in PROVIDERS}
-        inbox = Inbox(runtime.sessions, audiences=audiences)
+        inbox = Inbox(runtime.engine, store=runtime.inbox_engine, audiences=audiences)
         served.state.inbox = inbox
         inbox.start()
         flushing = asyncio.create_task(_flush_meter(runtime))
