@@ -23,12 +23,17 @@ Reliability choices, each against a known failure of Celery on Redis:
   moment a consumer's connection drops, so a killed worker's tasks return at once), no global
   QoS (quorum queues refuse it: ``worker_detect_quorum_queues``). AMQP has no queue order: a
   worker consumes its queues round-robin. Results and everything else stay on Redis.
+* Redis transport of our own (:mod:`workers.broker`): kombu's, except that a worker whose
+  connection to Redis drops while it runs tasks reconnects; with kombu's own, Celery 5.7 met an
+  ``AttributeError`` while closing the broken connection and the worker exited, so a Redis
+  restart could leave no worker at all.
 * No ETA or countdown tasks for scheduling: start times, backoffs and polls live in the database
   (``start_at``, ``not_before``, ``next_poll_at``) and the beat ticks below move what is due.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,6 +67,7 @@ def broker_conf(broker_url: str) -> dict[str, Any]:
             "broker_transport_options": {},
         }
     return {
+        **_redis_transport(broker_url),
         "task_queues": [Queue(name) for name in QUEUES],
         # Queues are read in the order a worker lists them (constants.QUEUES, the Procfile):
         # the quick beat work first, then the queues bounded per tick, the ByteHand batches
@@ -71,6 +77,23 @@ def broker_conf(broker_url: str) -> dict[str, Any]:
             "queue_order_strategy": "priority",
         },
     }
+
+
+def _redis_transport(broker_url: str) -> dict[str, Any]:
+    """kombu's Redis transport with the repair of :mod:`workers.broker` (a worker whose
+    connection to Redis drops while it runs tasks reconnects instead of exiting).
+
+    kombu picks the transport from the URL's scheme; named explicitly, it no longer sees a
+    ``rediss://`` scheme, so the TLS settings kombu gives such a URL without options (its
+    warning: "defaulting to insecure SSL behaviour") are given here, unchanged.
+    """
+    scheme = urlsplit(broker_url).scheme
+    if scheme not in ("redis", "rediss"):
+        return {}
+    conf: dict[str, Any] = {"broker_transport": "workers.broker:Transport"}
+    if scheme == "rediss":
+        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
+    return conf
 
 
 def create_app() -> Celery:
