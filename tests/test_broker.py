@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import amqp
 import pytest
@@ -13,6 +14,7 @@ from kombu.message import Message
 from dispatcher.constants import QUEUE_SEND_TIMETOCHAT
 from dispatcher.embedded import EmbeddedRedis
 from tests.rabbitmq import rabbitmq_vhost
+from workers import broker
 from workers.app import QUEUES, broker_conf
 
 
@@ -42,6 +44,17 @@ def test_rabbitmq_declares_quorum_queues() -> None:
             connection.channel().queue_declare(
                 QUEUE_SEND_TIMETOCHAT, durable=True, auto_delete=False
             )
+
+
+def test_redis_urls_name_our_transport_under_their_own_scheme() -> None:
+    """Once the app is created, ``redis://`` and ``rediss://`` mean :mod:`workers.broker`'s
+    transport, and the URL reads as before (logs, Flower's choice of client by scheme)."""
+    for url in ("redis://:secret@127.0.0.1:6379/5", "rediss://:secret@127.0.0.1:6380/2"):
+        connection = Connection(url)
+        assert connection.transport_cls == urlsplit(url).scheme
+        assert connection.get_transport_cls() is broker.Transport
+        assert connection.as_uri(include_password=True) == url
+    assert Connection("rediss://127.0.0.1:6380/0").ssl  # kombu's TLS defaults for rediss://
 
 
 @pytest.mark.processes

@@ -33,7 +33,6 @@ Reliability choices, each against a known failure of Celery on Redis:
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,6 +50,7 @@ from dispatcher.constants import (
     TICK_S,
 )
 from dispatcher.runtime import redis_url_for
+from workers import broker as broker_transport
 
 __all__ = ["app", "broker_conf", "create_app"]
 
@@ -67,7 +67,6 @@ def broker_conf(broker_url: str) -> dict[str, Any]:
             "broker_transport_options": {},
         }
     return {
-        **_redis_transport(broker_url),
         "task_queues": [Queue(name) for name in QUEUES],
         # Queues are read in the order a worker lists them (constants.QUEUES, the Procfile):
         # the quick beat work first, then the queues bounded per tick, the ByteHand batches
@@ -79,26 +78,10 @@ def broker_conf(broker_url: str) -> dict[str, Any]:
     }
 
 
-def _redis_transport(broker_url: str) -> dict[str, Any]:
-    """kombu's Redis transport with the repair of :mod:`workers.broker` (a worker whose
-    connection to Redis drops while it runs tasks reconnects instead of exiting).
-
-    kombu picks the transport from the URL's scheme; named explicitly, it no longer sees a
-    ``rediss://`` scheme, so the TLS settings kombu gives such a URL without options (its
-    warning: "defaulting to insecure SSL behaviour") are given here, unchanged.
-    """
-    scheme = urlsplit(broker_url).scheme
-    if scheme not in ("redis", "rediss"):
-        return {}
-    conf: dict[str, Any] = {"broker_transport": "workers.broker:Transport"}
-    if scheme == "rediss":
-        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
-    return conf
-
-
 def create_app() -> Celery:
     """The app for this process's settings: ``BROKER_URL``, else ``REDIS_URL`` or the
     embedded Redis, which also keeps the results."""
+    broker_transport.install()
     settings = load_settings()
     url = redis_url_for(settings)
     broker = settings.broker_url or url

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import kombu.transport
 import redis
 from kombu.transport import redis as kombu_redis
 
-__all__ = ["Channel", "DetachedTransportError", "Transport"]
+__all__ = ["SCHEMES", "Channel", "DetachedTransportError", "Transport", "install"]
+
+SCHEMES = ("redis", "rediss")
+"""The broker URL schemes that name kombu's Redis transport, and ours once installed."""
 
 
 class DetachedTransportError(redis.ConnectionError):
@@ -47,3 +51,16 @@ class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`Channel`."""
 
     Channel = Channel
+
+
+def install() -> None:
+    """Make ``redis://`` and ``rediss://`` broker URLs mean :class:`Transport` in this process.
+
+    kombu picks a transport by the URL's scheme, through its table of aliases. Registered under
+    the same names, rather than named as ``broker_transport``, nothing that reads the scheme
+    changes: kombu's TLS defaults for ``rediss://``, the broker URL in logs, Flower's queue
+    lengths (it chooses its client by the scheme of the URL kombu gives back).
+    """
+    for scheme in SCHEMES:
+        kombu.transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+        kombu.transport._transport_cache.pop(scheme, None)  # resolved before: resolve again
