@@ -243,12 +243,14 @@ class LocalStack:
         return sum(n for s, n in counts.items() if s not in FINAL_MESSAGE_STATES | {"in_doubt"})
 
     def wait_settled(self, campaign_ids: list[int], timeout: float) -> None:
-        """Wait until every message is final or in doubt (raises on timeout)."""
+        """Wait until every message is final or in doubt (raises on timeout, or at once if a
+        process of the stack exited: its log's tail says why)."""
         deadline = time.monotonic() + timeout
         while any(self.unsettled(cid) for cid in campaign_ids):
             if time.monotonic() > deadline:
                 reports = {cid: self.report(cid)["counts"] for cid in campaign_ids}
                 raise TimeoutError(f"not settled after {timeout:.0f} s: {reports}")
+            self.fleet.check_alive()
             time.sleep(0.5)
 
     def wait_done(self, campaign_ids: list[int], timeout: float) -> dict[int, dict[str, Any]]:

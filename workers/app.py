@@ -23,6 +23,10 @@ Reliability choices, each against a known failure of Celery on Redis:
   moment a consumer's connection drops, so a killed worker's tasks return at once), no global
   QoS (quorum queues refuse it: ``worker_detect_quorum_queues``). AMQP has no queue order: a
   worker consumes its queues round-robin. Results and everything else stay on Redis.
+* Redis transport of our own (:mod:`workers.broker`): kombu's, except that a worker whose
+  connection to Redis drops while it runs tasks reconnects; with kombu's own, Celery 5.7 met an
+  ``AttributeError`` while closing the broken connection and the worker exited, so a Redis
+  restart could leave no worker at all.
 * No ETA or countdown tasks for scheduling: start times, backoffs and polls live in the database
   (``start_at``, ``not_before``, ``next_poll_at``) and the beat ticks below move what is due.
 """
@@ -46,6 +50,7 @@ from dispatcher.constants import (
     TICK_S,
 )
 from dispatcher.runtime import redis_url_for
+from workers import broker as broker_transport
 
 __all__ = ["app", "broker_conf", "create_app"]
 
@@ -76,6 +81,7 @@ def broker_conf(broker_url: str) -> dict[str, Any]:
 def create_app() -> Celery:
     """The app for this process's settings: ``BROKER_URL``, else ``REDIS_URL`` or the
     embedded Redis, which also keeps the results."""
+    broker_transport.install()
     settings = load_settings()
     url = redis_url_for(settings)
     broker = settings.broker_url or url
