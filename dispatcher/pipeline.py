@@ -26,6 +26,7 @@ from dispatcher.constants import BYTEHAND, PROVIDERS, TICK_S, TIMETOCHAT
 from dispatcher.db import session_scope
 from dispatcher.errors import DispatcherError, ProviderError, RateLimiterUnavailable
 from dispatcher.fairshare import (
+    CLAIM_LEAD_S,
     FEED_HORIZON_TICKS,
     SEND_PATIENCE_S,
     Demand,
@@ -36,6 +37,7 @@ from dispatcher.models import Campaign, Message, utcnow
 from dispatcher.outcomes import Outcomes, plan_outcomes
 from dispatcher.providers.bytehand import OutgoingSms
 from dispatcher.providers.timetochat import TtcOutgoing
+from dispatcher.ratelimit import Reservation
 from dispatcher.runtime import Runtime
 from dispatcher.states import CampaignState, MessageState
 
@@ -314,27 +316,33 @@ def _call(
         return error
 
 
-def _reserve(runtime: Runtime, provider: str, stack: ExitStack, message_ids: Sequence[int]) -> bool:
-    """A slot of the provider's budget, held by ``stack``, before claiming. Without one soon
-    (the account's budget is spent for now: :data:`SEND_PATIENCE_S`), or at all (the limiter is
-    down), the task's recipients go back to the feeder unclaimed and the thread to other work:
-    the wait costs time, never an attempt."""
+def _reserve(
+    runtime: Runtime, provider: str, stack: ExitStack, message_ids: Sequence[int]
+) -> Reservation | None:
+    """A slot of the provider's budget, held by ``stack``, before claiming; the block goes on
+    :data:`CLAIM_LEAD_S` before the slot frees. Without one soon (the account's budget is spent
+    for now: :data:`SEND_PATIENCE_S`), or at all (the limiter is down), the task's recipients go
+    back to the feeder unclaimed and the thread to other work: the wait costs time, never an
+    attempt."""
     limiter = runtime.limiter(provider)
     try:
-        turn = stack.enter_context(limiter.reserved("send", patience_s=SEND_PATIENCE_S))
+        reservation = stack.enter_context(
+            limiter.reserved("send", patience_s=SEND_PATIENCE_S, lead_s=CLAIM_LEAD_S)
+        )
     except RateLimiterUnavailable as error:
         log.warning("no %s send slot, %d back to pending: %s", provider, len(message_ids), error)
-        turn = False
-    if not turn:
+        reservation = None
+    if reservation is None:
         with session_scope(runtime.sessions) as session:
             claims.release(session, message_ids, utcnow())
-    return bool(turn)
+    return reservation
 
 
 def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> int:
     """Send one ``send_multi`` batch; each recipient succeeds, fails or retries on its own."""
     with ExitStack() as stack:
-        if not _reserve(runtime, BYTEHAND, stack, message_ids):
+        reservation = _reserve(runtime, BYTEHAND, stack, message_ids)
+        if reservation is None:
             return 0
         campaign, claimed = _claim(runtime, campaign_id, message_ids)
         if campaign is None or not claimed:
@@ -346,7 +354,8 @@ def send_bytehand_batch(runtime: Runtime, campaign_id: int, message_ids: Sequenc
         items = [OutgoingSms(m.phone, campaign.sender, m.text) for m in claimed]
 
         def call() -> list[str | DispatcherError]:
-            results = runtime.bytehand.send_multi(items, send_after)
+            client = runtime.bytehand.through(runtime.gate(BYTEHAND, reservation))
+            results = client.send_multi(items, send_after)
             return [r.message_id if r.message_id is not None else r.error for r in results]  # type: ignore[misc]
 
         answer = _call(runtime, call)
@@ -361,7 +370,8 @@ def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
     """Send one TimeToChat message, carrying our ``extRef`` and the attempt so any report can
     find it."""
     with ExitStack() as stack:
-        if not _reserve(runtime, TIMETOCHAT, stack, [message_id]):
+        reservation = _reserve(runtime, TIMETOCHAT, stack, [message_id])
+        if reservation is None:
             return 0
         campaign, claimed = _claim(runtime, campaign_id, [message_id])
         if campaign is None or not claimed:
@@ -377,7 +387,8 @@ def send_timetochat(runtime: Runtime, campaign_id: int, message_id: int) -> int:
         )
 
         def call() -> list[str | DispatcherError]:
-            return [runtime.timetochat.send(outgoing)]
+            client = runtime.timetochat.through(runtime.gate(TIMETOCHAT, reservation))
+            return [client.send(outgoing)]
 
         answer = _call(runtime, call)
     outcomes = plan_outcomes(claimed, answer, utcnow(), runtime.settings.dispatch)

@@ -19,6 +19,12 @@ window, made in a storage subclass:
   own latency per slot (a few ms). A process killed mid-call leaves its slot in flight until
   ``hold_s`` (the longest a call can last) has passed: safe, since the call may have arrived.
 
+A send may also **reserve a slot that frees soon** (within its patience): the slot is held in
+flight from now, and the caller learns when it becomes its own. It claims its recipients shortly
+before that moment, so the claim (a database write, slow under load) no longer lies between a
+slot freeing and the call that uses it: at 20 calls/s every millisecond there is lost from the
+account's budget once a second.
+
 Priorities share one set: sends (and token requests, which sends need) may fill the whole
 window; polls and account calls only take a slot while ``reserve`` slots stay free, so a campaign
 in full flow is not slowed by polling, and a poll that has waited ``promote_after`` competes as a
@@ -31,7 +37,6 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +50,7 @@ from dispatcher.constants import REDIS_CLIENT_OPTIONS
 from dispatcher.errors import RateLimiterUnavailable
 from dispatcher.providers.base import CallKind
 
-__all__ = ["FleetLimiter", "ServerClockRedisStorage"]
+__all__ = ["FleetLimiter", "Reservation", "ServerClockRedisStorage"]
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +58,22 @@ _ACQUIRE = """
 local limit = tonumber(ARGV[1])
 local window_us = tonumber(ARGV[2])
 local hold_us = tonumber(ARGV[3])
+local ahead_us = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window_us)
 local count = redis.call('ZCARD', KEYS[1])
+local wait = 0
 if count >= limit then
     local blocking = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
-    return {0, tonumber(blocking[2]) + window_us - now}
+    wait = tonumber(blocking[2]) + window_us - now
+    if wait > ahead_us then
+        return {0, wait}
+    end
 end
-redis.call('ZADD', KEYS[1], now + hold_us, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], math.ceil((hold_us + window_us) / 1000) + 1000)
-return {1, 0}
+redis.call('ZADD', KEYS[1], now + wait + hold_us, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil((wait + hold_us + window_us) / 1000) + 1000)
+return {1, wait}
 """
 
 _IN_USE = """
@@ -97,14 +107,27 @@ class ServerClockRedisStorage(RedisStorage):
         self._release_script = connection.register_script(_RELEASE.encode())
         self._in_use_script = connection.register_script(_IN_USE.encode())
 
-    def acquire_with_wait(self, key: str, limit: int, expiry: float) -> tuple[str | None, float]:
-        """Take one slot if fewer than ``limit`` are in flight or ended within the window:
-        ``(ticket, 0)``; else ``(None, seconds until the blocking entry leaves the window)``."""
+    def acquire_with_wait(
+        self, key: str, limit: int, expiry: float, ahead_s: float = 0.0
+    ) -> tuple[str | None, float]:
+        """Take the next slot if it is free within ``ahead_s``: ``(ticket, seconds until it is
+        the caller's)``; else ``(None, seconds until the blocking entry leaves the window)``.
+
+        A slot is free when fewer than ``limit`` entries are in flight or ended within the
+        window. One taken ahead is held in flight from now, so each later caller is matched
+        with a later blocking entry: no two slots are granted for the same freed place.
+        """
         ticket = secrets.token_hex(8)
         window_us = int((expiry + self.guard_s) * 1_000_000)
         granted, wait_us = self._acquire_script(
             keys=[self.prefixed_key(key)],
-            args=[limit, window_us, int(self.hold_s * 1_000_000), ticket],
+            args=[
+                limit,
+                window_us,
+                int(self.hold_s * 1_000_000),
+                ticket,
+                int(ahead_s * 1_000_000),
+            ],
         )
         return (ticket if granted else None), int(wait_us) / 1_000_000
 
@@ -151,14 +174,16 @@ class FleetLimiter:
         self.max_wait_s = max_wait_s
         self.sleep = sleep
         self.on_wait = on_wait
-        self._reserved = threading.local()  # Celery runs a worker's tasks on threads
 
-    def try_acquire(self, kind: CallKind, waited_s: float = 0.0) -> tuple[str | None, float]:
-        """One attempt: ``(ticket or None, seconds until a slot may free)``. Never waits."""
+    def try_acquire(
+        self, kind: CallKind, waited_s: float = 0.0, ahead_s: float = 0.0
+    ) -> tuple[str | None, float]:
+        """One attempt, never waiting: ``(ticket, seconds until the slot is the caller's)``, at
+        most ``ahead_s``; or ``(None, seconds until a slot may free)``."""
         urgent = kind in ("send", "token") or waited_s >= self.promote_after_s
         item = self.full if urgent else self.background
         try:
-            return self.storage.acquire_with_wait(self.key, item.amount, item.get_expiry())
+            return self.storage.acquire_with_wait(self.key, item.amount, item.get_expiry(), ahead_s)
         except redis.RedisError as exc:
             raise RateLimiterUnavailable(f"rate limiter unreachable: {exc}") from exc
 
@@ -201,47 +226,92 @@ class FleetLimiter:
             self.sleep(min(max(wait, 0.002), 0.25) + random.uniform(0, 0.005))
 
     @contextmanager
-    def reserved(self, kind: CallKind, *, patience_s: float | None = None) -> Iterator[bool]:
-        """Wait for a slot *before* claiming the work to send with it; yields whether to go on.
+    def reserved(
+        self, kind: CallKind, *, patience_s: float | None = None, lead_s: float = 0.0
+    ) -> Iterator[Reservation | None]:
+        """A slot for one call, reserved *before* claiming the work to send with it.
 
         The wait for a turn can last a second; a process killed then used to leave recipients
         claimed (``sending``) but never sent, and so in doubt. Reserved first, they stay
-        ``queued`` (fed again later) until the call is moments away. The next call this
-        thread makes spends the slot; unspent (nothing left to send), it is given back. If the
-        limiter is down, :class:`RateLimiterUnavailable` is raised here, before anything is
-        claimed: an outage costs time, never a recipient's attempt.
+        ``queued`` (fed again later) until the call is moments away. Unspent (nothing left to
+        send), the slot is given back. If the limiter is down, :class:`RateLimiterUnavailable`
+        is raised here, before anything is claimed: an outage costs time, never a recipient's
+        attempt.
 
-        With ``patience_s``, no slot freeing within it yields ``False``: the caller hands its
-        work back rather than hold a worker thread on this account (see
-        :mod:`dispatcher.fairshare`).
+        With ``patience_s``, a slot that frees within it is taken at once, ahead of its time,
+        and ``None`` is yielded if none does: the caller hands its work back rather than hold a
+        worker thread on this account (see :mod:`dispatcher.fairshare`). The block is entered
+        ``lead_s`` before the slot is the caller's: time to claim, so that the call leaves the
+        moment its slot frees.
         """
-        found = self.wait_turn(kind) if patience_s is None else self.turn_within(kind, patience_s)
+        if patience_s is None:
+            found: tuple[str, float] | None = (self.wait_turn(kind), time.monotonic())
+        else:
+            found = self._reserve_within(kind, patience_s)
         if found is None:
-            yield False
+            yield None
             return
-        ticket: str = found
-        self._reserved.ticket = ticket
+        reservation = Reservation(self, *found)
+        self.sleep(max(0.0, reservation.start - lead_s - time.monotonic()))
         try:
-            yield True
+            yield reservation
         finally:
-            if getattr(self._reserved, "ticket", None) == ticket:
-                self._reserved.ticket = None
+            if reservation.ticket is not None:
                 try:
-                    self.storage.release(self.key, ticket)
+                    self.storage.release(self.key, reservation.ticket)
                 except redis.RedisError as exc:
                     log.warning("rate limiter: unused slot not given back (%s)", exc)
 
+    def _reserve_within(self, kind: CallKind, patience_s: float) -> tuple[str, float] | None:
+        """``(ticket, monotonic time the slot is ours)`` for a slot freeing within
+        ``patience_s``, else ``None``. Asked again until the patience is spent: a slot given
+        back by another caller (it had nothing to send) frees one sooner."""
+        started = time.monotonic()
+        while True:
+            waited = time.monotonic() - started
+            ticket, wait = self.try_acquire(kind, waited, ahead_s=max(0.0, patience_s - waited))
+            if ticket is not None:
+                self.on_wait(waited + wait)
+                return ticket, time.monotonic() + wait
+            if waited >= patience_s:
+                return None
+            self.sleep(min(max(wait, 0.002), 0.25) + random.uniform(0, 0.005))
+
     @contextmanager
     def turn(self, kind: CallKind) -> Iterator[None]:
-        """Hold one slot (this thread's reserved one, if any) for one provider call."""
-        ticket: str | None = getattr(self._reserved, "ticket", None)
-        if ticket is not None:
-            self._reserved.ticket = None
-        else:
-            ticket = self.wait_turn(kind)
+        """Hold one slot for one provider call."""
+        ticket = self.wait_turn(kind)
         try:
             yield
         finally:
             self.complete(ticket)
 
     __call__ = turn
+
+
+class Reservation:
+    """A slot of one account's budget that is the holder's from ``start`` (``time.monotonic``).
+
+    Its :meth:`gate` is the call gate of the work it was reserved for: the first send through it
+    waits for ``start`` and spends the slot; any other call (a token request before the send, a
+    second send after a 401) takes a turn of its own.
+    """
+
+    def __init__(self, limiter: FleetLimiter, ticket: str, start: float) -> None:
+        self.limiter = limiter
+        self.ticket: str | None = ticket
+        self.start = start
+
+    @contextmanager
+    def gate(self, kind: CallKind) -> Iterator[None]:
+        """Like :meth:`FleetLimiter.turn`, spending the reserved slot on the first send."""
+        if kind != "send" or self.ticket is None:
+            with self.limiter.turn(kind):
+                yield
+            return
+        ticket, self.ticket = self.ticket, None
+        self.limiter.sleep(max(0.0, self.start - time.monotonic()))
+        try:
+            yield
+        finally:
+            self.limiter.complete(ticket)

@@ -32,7 +32,7 @@ from dispatcher.providers.base import build_http_client
 from dispatcher.providers.bytehand import ByteHandClient
 from dispatcher.providers.timetochat import TimeToChatClient
 from dispatcher.providers.tokens import RedisTokenStore
-from dispatcher.ratelimit import FleetLimiter
+from dispatcher.ratelimit import FleetLimiter, Reservation
 
 __all__ = ["Runtime", "current", "redis_url_for", "reset"]
 
@@ -102,9 +102,11 @@ class Runtime:
             on_wait=functools.partial(self.meter.limiter_wait, provider),
         )
 
-    def gate(self, provider: str) -> MeteredGate:
-        """The gate of a provider's calls: its limiter, counting every call it lets through."""
-        return MeteredGate(self.limiter(provider), self.meter, provider)
+    def gate(self, provider: str, reservation: Reservation | None = None) -> MeteredGate:
+        """The gate of a provider's calls: its limiter (or a slot reserved from it for the
+        call), counting every call it lets through."""
+        inner = self.limiter(provider) if reservation is None else reservation.gate
+        return MeteredGate(inner, self.meter, provider)
 
     @property
     def longest_call_s(self) -> float:

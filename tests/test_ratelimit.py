@@ -142,18 +142,57 @@ def _entries(redis_client: redis.Redis, key: str) -> int:
     return int(redis_client.zcard(f"dispatcher:limit:{key}"))
 
 
-def test_a_reserved_slot_is_spent_by_the_next_call(
+def test_a_reserved_slot_is_spent_by_the_next_send(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
-    """Reserved before the claim, the slot is the one the call then uses: one entry, not two."""
+    """Reserved before the claim, the slot is the one the send then uses: one entry, not two;
+    any other call through the reservation (a token request) takes a turn of its own."""
     limiter = FleetLimiter(redis_url, "reserved", calls_per_second=20)
-    with limiter.reserved("send"):
+    with limiter.reserved("send") as reservation:
+        assert reservation is not None
         assert _entries(redis_client, "reserved") == 1
-        with limiter("send"):
-            assert _entries(redis_client, "reserved") == 1
-        with limiter("poll"):  # a second call waits for a slot of its own
+        with reservation.gate("token"):
             assert _entries(redis_client, "reserved") == 2
-    assert _entries(redis_client, "reserved") == 2
+        with reservation.gate("send"):
+            assert _entries(redis_client, "reserved") == 2
+        with reservation.gate("send"):  # a second send waits for a slot of its own
+            assert _entries(redis_client, "reserved") == 3
+    assert _entries(redis_client, "reserved") == 3
+
+
+def test_a_slot_freeing_within_the_patience_is_reserved_ahead(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """The block is entered ``lead_s`` before the slot frees and the send waits for the rest;
+    the send leaves no earlier than one window after the call it replaces ended."""
+    limiter = FleetLimiter(redis_url, "ahead", calls_per_second=1, guard_s=0.0)
+    ended = time.monotonic()
+    limiter.complete(limiter.wait_turn("send"))
+    with limiter.reserved("send", patience_s=1.5, lead_s=0.3) as reservation:
+        entered = time.monotonic()
+        assert reservation is not None
+        assert 0.9 - 0.3 <= entered - ended < 1.0 - 0.3 + 0.1
+        with reservation.gate("send"):
+            assert time.monotonic() - ended >= 1.0
+    assert _entries(redis_client, "ahead") == 2  # the first call's and the reserved one
+
+
+def test_slots_reserved_ahead_are_never_granted_twice(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Each caller reserving ahead is matched with a later freed slot: at most ``limit``
+    calls start in any window, however many reserve at once."""
+    limiter = FleetLimiter(redis_url, "ahead:many", calls_per_second=5, guard_s=0.0)
+    for _ in range(5):
+        limiter.complete(limiter.wait_turn("send"))
+    starts = []
+    for _ in range(12):
+        ticket, wait = limiter.try_acquire("send", ahead_s=1.5)
+        if ticket is not None:
+            starts.append(time.monotonic() + wait)
+    assert len(starts) == 5  # the five slots the window frees within 1.5 s; the rest refused
+    assert max_in_any_window(sorted(starts)) <= 5
+    assert min(starts) - time.monotonic() > 0.8
 
 
 def test_an_unspent_reservation_is_given_back(redis_client: redis.Redis, redis_url: str) -> None:
@@ -171,8 +210,8 @@ def test_a_reservation_with_patience_gives_up_on_a_full_account(
     limiter = FleetLimiter(redis_url, "patient", calls_per_second=1)
     limiter.complete(limiter.wait_turn("send"))
     started = time.monotonic()
-    with limiter.reserved("send", patience_s=0.2) as turn:
-        assert turn is False
+    with limiter.reserved("send", patience_s=0.2) as reservation:
+        assert reservation is None
     assert time.monotonic() - started < 0.6
     assert _entries(redis_client, "patient") == 1
 

@@ -14,11 +14,12 @@ treated as sent (not final) rather than failing the poll.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Final, Literal
+from typing import Final, Literal, Self
 
 import httpx
 
@@ -264,6 +265,12 @@ class ByteHandClient:
         self._key = key
         self._http = http
         self._gate = gate
+
+    def through(self, gate: CallGate) -> Self:
+        """The same client, its calls passing ``gate`` (a reserved slot's) instead."""
+        gated = copy.copy(self)
+        gated._gate = gate
+        return gated
 
     def _call(
         self,

@@ -15,10 +15,11 @@ failure, not a message to poll for 48 h. An unlisted state counts as sent: not f
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Self
 from urllib.parse import quote
 
 import httpx
@@ -293,6 +294,12 @@ class TimeToChatClient:
         self._tokens = tokens
         self._gate = gate
         self._ttl = token_lifetime - token_margin
+
+    def through(self, gate: CallGate) -> Self:
+        """The same client (and token store), its calls passing ``gate`` (a reserved slot's)."""
+        gated = copy.copy(self)
+        gated._gate = gate
+        return gated
 
     def _fetch_token(self) -> Secret:
         response = request(

@@ -69,7 +69,11 @@ def test_other_account_keeps_its_budget_beside_a_large_campaign(
     _wait_sent(stack, [timetochat_id])
     bytehand = sorted(entry.accepted_at.timestamp() for entry in stack.bytehand.ledger)
     timetochat = sorted(entry.accepted_at.timestamp() for entry in stack.timetochat.ledger)
-    seconds, rates = rates_over_overlap({"bytehand": bytehand, "timetochat": timetochat})
+    # Less the last two seconds: the campaign's last recipients (handed back for want of a
+    # slot, refused for a while) go a tick or more later, which is its end, not its share.
+    seconds, rates = rates_over_overlap(
+        {"bytehand": bytehand, "timetochat": timetochat}, drop_last_s=2.0
+    )
     assert seconds >= 10, f"the campaigns overlapped {seconds:.1f} s only"
     assert rates["timetochat"] >= 19, rates
 

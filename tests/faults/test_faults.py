@@ -84,7 +84,8 @@ def test_worker_killed_mid_send(fault_stack: StackFactory, tmp_path: Path, broke
         stack, ids, scenario, started, kill_to_resume_s=resumed_s, waited_after_kill_s=waited_s
     )
     assert unsent_at_last_kill, "the TimeToChat campaign was sent before the last kill"
-    # Slots are reserved before claiming: a kill while waiting for a turn strands nothing.
+    # Slots are reserved before claiming (which comes at most CLAIM_LEAD_S before the call): a
+    # kill while waiting for a turn strands nothing.
     assert results["timetochat"]["in_doubt"] <= 3 * WORKER_THREADS
     assert resumed_s <= KILL_TO_RESUME_S
     if broker != "redis":
