@@ -26,6 +26,7 @@ alone), never once per row. Where the time goes is in ``docs/architecture.md``.
 from __future__ import annotations
 
 import csv
+import ctypes
 import os
 import re
 from collections import Counter
@@ -107,6 +108,35 @@ def _use_system_allocator() -> None:
     as Arrow's pool is; buffers already allocated are still freed to the pool they came from."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
+
+
+_M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter for the size from which ``malloc`` maps memory of its own."""
+_MMAP_THRESHOLD = 1 << 20
+
+
+@cache
+def _pin_mmap_threshold() -> None:
+    """glibc maps allocations of 1 MiB and more apart from its heap, so freeing one gives it
+    back at once, unless ``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES`` chose otherwise.
+
+    glibc starts at 128 KiB but raises the threshold to the size of every mapped block freed
+    (up to 32 MiB): once the dedup arrays (8 MB each by the end) have been replaced a few
+    times, every buffer under a few MB comes from the heap, whose freed pages stay resident,
+    spread over one arena per thread (the read-ahead thread, Arrow's). Pinned, the heap keeps what is reused chunk
+    after chunk: a list or an int64 column of 100,000 rows (800 KB). A million-row campaign
+    peaks ~20 MB lower (Parquet into SQLite 300-311 → 277-290 MB) for no CPU difference
+    measurable; 512 KiB mapped those 800 KB buffers too, 0.4 CPU s more. Process-wide, like
+    Arrow's pool; nothing is done on another C library."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in tunables:
+        return
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):  # not a name this system knows
+        libc = ""
+    if libc.startswith("glibc"):
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
 def _accepted_numbers(numbers: pa.Array, keep: np.ndarray[Any, Any]) -> tuple[list[str], int]:
@@ -263,6 +293,7 @@ class Pipeline:
         except Exception as exc:
             raise InputError(f"unknown region {region!r}", code="bad_region") from exc
         _use_system_allocator()
+        _pin_mmap_threshold()
         self.table: Table = open_table(path, chunk_rows=chunk_rows)
         self.phone_column = find_phone_column(self.table.columns, phone_column)
         self.template: Template = compile_template(template, self.table.columns)
