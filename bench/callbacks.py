@@ -10,14 +10,15 @@ Reported: callbacks answered per second, p50/p99 latency, the lag from the last 
 moment every answered state is in the database, and the web process's CPU per callback. The
 senders run in this process, on the same cores as the server (say so beside the figures).
 
-Then, end to end (``--e2e N``, 0 to skip): the local stack (embedded Redis, SQLite, both
-simulators, two workers, the web app) sends a ByteHand campaign of N recipients with every
+Then, end to end (``--e2e N``, 0 to skip), once per database of ``--e2e-db``: the local stack
+(embedded Redis, SQLite or a fresh PostgreSQL schema, both simulators, two workers, the web
+app) sends a ByteHand campaign of N recipients with every
 callback on; reported: when the last message was handed over, how long after that the last
 callback was applied, and how long until every message was final (the simulator gives a few
 messages no final callback; polling settles those, at the stack's 60 s polling deadline).
 
     .venv/bin/python bench/callbacks.py [--seconds 10] [--senders 8 32] [--db sqlite postgres]
-                                        [--e2e 40000]
+                                        [--e2e 40000] [--e2e-db sqlite postgres]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dispatcher.db import make_engine, migrate  # noqa: E402
+from dispatcher.localstack import LocalStack  # noqa: E402
 from dispatcher.models import Campaign, Message, StatusEvent  # noqa: E402
 
 CLIENT_ID, KEY = "4242", "bench-bytehand-key-0123456789abcdef"
@@ -287,18 +289,29 @@ def _events_by_source(url: str) -> dict[str, int]:
     return counts
 
 
-def run_e2e(directory: Path, recipients: int) -> dict[str, Any]:
-    """A ByteHand campaign through the whole local stack; seconds to the last send, then to
-    every message final."""
+def run_e2e(directory: Path, recipients: int, kind: str) -> dict[str, Any]:
+    """A ByteHand campaign through the whole local stack on the ``kind`` database; seconds to
+    the last send, then to every message final."""
+    from dispatcher.localstack import StackOptions
+    from dispatcher.sandbox import Lifecycle
+
+    directory.mkdir(parents=True)
+    url, drop = _database(kind, directory) if kind == "postgres" else (None, lambda: None)
+    options = StackOptions(workers=2, lifecycle=Lifecycle(0.2, 0.3), database_url=url)
+    try:
+        return _e2e_on(LocalStack(directory, options), directory, recipients, kind)
+    finally:
+        drop()
+
+
+def _e2e_on(local_stack: LocalStack, directory: Path, recipients: int, kind: str) -> dict[str, Any]:
+    """Start the stack, send the campaign and follow it until every message is final."""
     from dispatcher.demo import generate_recipients
     from dispatcher.loader import create_campaign
-    from dispatcher.localstack import LocalStack, StackOptions
-    from dispatcher.sandbox import Lifecycle
     from dispatcher.states import FINAL_MESSAGE_STATES
 
     unsent = {"pending", "queued", "sending"}
-    options = StackOptions(workers=2, lifecycle=Lifecycle(0.2, 0.3))
-    with LocalStack(directory, options) as stack:
+    with local_stack as stack:
         path = generate_recipients(directory / "bytehand.csv", recipients, seed=recipients)
         campaign_id = create_campaign(
             stack.runtime.engine, stack.settings, path, provider="bytehand", sender="SMSINFO",
@@ -320,6 +333,7 @@ def run_e2e(directory: Path, recipients: int) -> dict[str, Any]:
             raise TimeoutError(f"not final after 30 min: {counts}")
         assert last_send is not None
         return {
+            "database": kind,
             "recipients": recipients,
             "sent_in_s": round(last_send - started, 1),
             "final_after_last_send_s": round(final - last_send, 1),
@@ -342,6 +356,7 @@ def main() -> None:
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--paths", nargs="+", default=["inbox", "per_request"])
     parser.add_argument("--e2e", type=int, default=40_000, help="recipients; 0: skip")
+    parser.add_argument("--e2e-db", nargs="+", default=["sqlite", "postgres"])
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -350,7 +365,10 @@ def main() -> None:
                 for senders in args.senders:
                     runs.append(run_one(kind, path, senders, args.seconds, Path(tmp)))
                     print(json.dumps(runs[-1]), file=sys.stderr)
-        e2e = run_e2e(Path(tmp) / "e2e", args.e2e) if args.e2e else None
+        e2e = [
+            run_e2e(Path(tmp) / f"e2e-{kind}", args.e2e, kind)
+            for kind in (args.e2e_db if args.e2e else [])
+        ]
     ratios = {
         f"{r['db']}/{r['senders']}": round(r["per_s"] / b["per_s"], 1)
         for r in runs

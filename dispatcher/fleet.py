@@ -28,10 +28,12 @@ ALL_QUEUES = ",".join(QUEUES)
 """In priority order: see ``broker_transport_options`` in :mod:`workers.app`."""
 
 
-WORKER_THREADS = 4
+WORKER_THREADS = 8
 """Tasks one worker process runs at once. A send spends most of its time waiting on the
-provider, the database and Redis; threads overlap those waits (with 2-4 threads one process
-made 19.4-19.5 ByteHand calls/s; one task at a time, 18.1 on a machine shared with tests)."""
+provider, the database and Redis, and up to half a tick for its reserved slot; threads overlap
+those waits. Two workers of 8 threads kept TimeToChat at 19.92 sends/s beside ByteHand at
+18.76 calls/s, each at its own account's budget; with 4 threads ByteHand got 8.5 calls/s
+there, the other threads waiting for TimeToChat's slots (bench/throughput.py --both-threads)."""
 
 
 def worker_command(
