@@ -47,6 +47,7 @@ from sqlalchemy import func, insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from dispatcher.db import make_engine, migrate  # noqa: E402
 from dispatcher.localstack import LocalStack  # noqa: E402
 from dispatcher.models import Campaign, Message, StatusEvent  # noqa: E402
@@ -149,11 +150,6 @@ def _serve(app: str, url: str, directory: Path, port: int) -> subprocess.Popen[b
     raise RuntimeError(f"{app} did not start")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _request(message: int, description: str) -> bytes:
     query = urlencode(
         {"id": CLIENT_ID, "key": KEY[-8:], "action": "outgoingStatus", "message": f"bh{message}",
@@ -236,13 +232,13 @@ def run_one(kind: str, path: str, senders: int, seconds: float, directory: Path)
         port = _free_port()
         server = _serve(APPS[path], url, directory, port)
         try:
-            cpu_before = _cpu_seconds(server.pid)
+            cpu_before = cpu_seconds(server.pid)
             # uvloop: the senders share the two cores with the server, so the less CPU they
             # take, the more of the server's own rate the figure shows.
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 latencies, total, elapsed = runner.run(_load(port, senders, seconds))
             lag = _lag(url, total)
-            cpu = _cpu_seconds(server.pid) - cpu_before
+            cpu = cpu_seconds(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -39,6 +39,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.procstat import cpu_seconds  # noqa: E402
+
 DATA = ROOT / "bench" / "data"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEMPLATE = "Bonjour {first_name}, -20% ce week-end dans notre magasin de {city}. STOP au 36180"
@@ -133,7 +137,7 @@ def run_case(case: str, path: Path, url: str) -> None:
             engine = make_engine(url)
             migrate(engine)
             backend = _backend_pid(engine)
-            server_before = _server_cpu(backend)
+            server_before = 0.0 if backend is None else cpu_seconds(backend)
             started_work, cpu_before = time.perf_counter(), _cpu()
             summary = create_campaign(
                 engine,
@@ -145,7 +149,7 @@ def run_case(case: str, path: Path, url: str) -> None:
             )
             valid = summary.estimate.valid
             if backend is not None and _backend_pid(engine) == backend:
-                server_cpu = _server_cpu(backend) - server_before
+                server_cpu = cpu_seconds(backend) - server_before
     elapsed = time.perf_counter() - started_work
     usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
@@ -167,14 +171,6 @@ def _backend_pid(engine: Any) -> int | None:
     with engine.connect() as connection:
         pid = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
     return pid if Path(f"/proc/{pid}/stat").exists() else None
-
-
-def _server_cpu(pid: int | None) -> float:
-    """User + system CPU seconds of a local process (the server's backend)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_schema() -> tuple[str, str] | None:

@@ -125,11 +125,10 @@ def _pin_mmap_threshold() -> None:
     times, every buffer under that size comes from the heap, whose freed pages stay resident,
     spread over one arena per thread (the read-ahead thread, Arrow's). Pinned, the heap keeps
     what is reused chunk after chunk: a list or an int64 column of 100,000 rows (800 KB). A
-    million-row campaign into SQLite peaks ~20 MB lower (Parquet 297-311 → 278-283 MB, CSV
-    289-295 → 266-277); the 1-2 MB buffers of each chunk are mapped afresh (CSV: ~35% more
-    page faults, under 0.1 CPU s, within this host's noise). 512 KiB mapped the 800 KB
-    buffers too: 0.4 CPU s more. Process-wide, like Arrow's pool; nothing is done on another
-    C library."""
+    million-row campaign peaks ~20 MB lower; the 1-2 MB buffers of each chunk are mapped
+    afresh (~35% more page faults on CSV, under 0.1 CPU s). At 512 KiB the 800 KB buffers
+    would be mapped too, for 0.4 CPU s more. Process-wide, like Arrow's pool; nothing is done
+    on another C library (``docs/architecture.md`` has the figures)."""
     tunables = os.environ.get("GLIBC_TUNABLES", "")
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in tunables:
         return

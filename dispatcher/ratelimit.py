@@ -205,21 +205,27 @@ class FleetLimiter:
 
     def wait_turn(self, kind: CallKind) -> str:
         """Block until this process may make one call of ``kind``; returns its ticket."""
-        ticket = self.turn_within(kind, self.max_wait_s)
-        if ticket is None:
+        found = self._slot_within(kind, self.max_wait_s, ahead=False)
+        if found is None:
             raise RateLimiterUnavailable(f"no call slot for {self.key} in {self.max_wait_s:.0f} s")
-        return ticket
+        return found[0]
 
-    def turn_within(self, kind: CallKind, patience_s: float) -> str | None:
-        """A ticket if a slot frees within about ``patience_s``, else ``None``: a caller with
-        other work to do gives its thread back instead of waiting on this account longer."""
+    def _slot_within(
+        self, kind: CallKind, patience_s: float, *, ahead: bool
+    ) -> tuple[str, float] | None:
+        """``(ticket, monotonic time the slot is the caller's)`` for a slot freeing within about
+        ``patience_s``, else ``None``: a caller with other work to do gives its thread back
+        instead of waiting on this account longer. ``ahead``: a slot freeing within what is left
+        of the patience is taken at once, before it frees; otherwise only once it is free.
+        Asked again until the patience is spent: a slot given back meanwhile frees one sooner."""
         started = time.monotonic()
         while True:
             waited = time.monotonic() - started
-            ticket, wait = self.try_acquire(kind, waited)
+            ahead_s = max(0.0, patience_s - waited) if ahead else 0.0
+            ticket, wait = self.try_acquire(kind, waited, ahead_s)
             if ticket is not None:
-                self.on_wait(waited)
-                return ticket
+                self.on_wait(waited + wait)
+                return ticket, time.monotonic() + wait
             if waited > patience_s:
                 return None
             # Jitter spreads the waiting processes so they do not all retry at the same instant.
@@ -227,7 +233,7 @@ class FleetLimiter:
 
     @contextmanager
     def reserved(
-        self, kind: CallKind, *, patience_s: float | None = None, lead_s: float = 0.0
+        self, kind: CallKind, *, patience_s: float, lead_s: float = 0.0
     ) -> Iterator[Reservation | None]:
         """A slot for one call, reserved *before* claiming the work to send with it.
 
@@ -238,16 +244,13 @@ class FleetLimiter:
         is raised here, before anything is claimed: an outage costs time, never a recipient's
         attempt.
 
-        With ``patience_s``, a slot that frees within it is taken at once, ahead of its time,
-        and ``None`` is yielded if none does: the caller hands its work back rather than hold a
-        worker thread on this account (see :mod:`dispatcher.fairshare`). The block is entered
+        A slot that frees within ``patience_s`` is taken at once, ahead of its time; ``None``
+        is yielded if none does: the caller hands its work back rather than hold a worker
+        thread on this account (see :mod:`dispatcher.fairshare`). The block is entered
         ``lead_s`` before the slot is the caller's: time to claim, so that the call leaves the
         moment its slot frees.
         """
-        if patience_s is None:
-            found: tuple[str, float] | None = (self.wait_turn(kind), time.monotonic())
-        else:
-            found = self._reserve_within(kind, patience_s)
+        found = self._slot_within(kind, patience_s, ahead=True)
         if found is None:
             yield None
             return
@@ -261,21 +264,6 @@ class FleetLimiter:
                     self.storage.release(self.key, reservation.ticket)
                 except redis.RedisError as exc:
                     log.warning("rate limiter: unused slot not given back (%s)", exc)
-
-    def _reserve_within(self, kind: CallKind, patience_s: float) -> tuple[str, float] | None:
-        """``(ticket, monotonic time the slot is ours)`` for a slot freeing within
-        ``patience_s``, else ``None``. Asked again until the patience is spent: a slot given
-        back by another caller (it had nothing to send) frees one sooner."""
-        started = time.monotonic()
-        while True:
-            waited = time.monotonic() - started
-            ticket, wait = self.try_acquire(kind, waited, ahead_s=max(0.0, patience_s - waited))
-            if ticket is not None:
-                self.on_wait(waited + wait)
-                return ticket, time.monotonic() + wait
-            if waited >= patience_s:
-                return None
-            self.sleep(min(max(wait, 0.002), 0.25) + random.uniform(0, 0.005))
 
     @contextmanager
     def turn(self, kind: CallKind) -> Iterator[None]:

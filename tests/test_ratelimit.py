@@ -148,7 +148,7 @@ def test_a_reserved_slot_is_spent_by_the_next_send(
     """Reserved before the claim, the slot is the one the send then uses: one entry, not two;
     any other call through the reservation (a token request) takes a turn of its own."""
     limiter = FleetLimiter(redis_url, "reserved", calls_per_second=20)
-    with limiter.reserved("send") as reservation:
+    with limiter.reserved("send", patience_s=0.5) as reservation:
         assert reservation is not None
         assert _entries(redis_client, "reserved") == 1
         with reservation.gate("token"):
@@ -198,7 +198,7 @@ def test_slots_reserved_ahead_are_never_granted_twice(
 def test_an_unspent_reservation_is_given_back(redis_client: redis.Redis, redis_url: str) -> None:
     """Nothing to send after all (a redelivered task): the slot is free again at once."""
     limiter = FleetLimiter(redis_url, "unspent", calls_per_second=1)
-    with limiter.reserved("send"):
+    with limiter.reserved("send", patience_s=0.5):
         assert limiter.try_acquire("send")[0] is None
     assert _granted(limiter, "send")
 
@@ -218,10 +218,8 @@ def test_a_reservation_with_patience_gives_up_on_a_full_account(
 
 def test_reserving_without_redis_fails_closed_before_the_claim() -> None:
     """No Redis: the reservation itself is refused, so no recipient is claimed for a call."""
-    limiter = FleetLimiter(
-        f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20, max_wait_s=0
-    )
-    with pytest.raises(RateLimiterUnavailable), limiter.reserved("send"):
+    limiter = FleetLimiter(f"redis://127.0.0.1:{free_port()}/0", "k", calls_per_second=20)
+    with pytest.raises(RateLimiterUnavailable), limiter.reserved("send", patience_s=0.5):
         pytest.fail("work was claimed without a slot")
 
 

@@ -74,11 +74,15 @@ def test_ext_ref_is_unique(db_engine: Engine) -> None:
             session.commit()
 
 
-def test_head_revision_is_alembics_head() -> None:
-    """``HEAD_REVISION`` names the newest migration: update it with every new one."""
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+    return config
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """``HEAD_REVISION`` names the newest migration: update it with every new one."""
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD_REVISION
 
 
 @pytest.mark.processes
@@ -98,8 +102,7 @@ def test_migrating_at_head_does_not_load_alembic(db_url: str) -> None:
 def test_a_database_below_head_is_migrated(db_url: str) -> None:
     engine = make_engine(db_url)
     assert at_head(engine)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "-1")
